@@ -1,0 +1,188 @@
+//! Face detector component for MediaPipe's BlazeFace short-range model converted to ONNX.
+//!
+//! Input 128x128 RGB in [-1, 1] (NCHW from tflite2onnx or NHWC from tf2onnx; read from the
+//! graph). Outputs: regressors `[1, 896, 16]` (box centre/size and six keypoints, in input
+//! pixels relative to the anchor) and classificators `[1, 896, 1]` (logits). 896 fixed-size
+//! SSD anchors over strides 8, 16, 16, 16; sigmoid scores; weighted NMS.
+//!
+//! Config keys: `weights` (graph, required), `threshold` (default 0.5), `iou_threshold`
+//! (0.3), `max_detections` (100).
+
+mod anchors;
+
+use std::cell::RefCell;
+
+use model_sdk::boxes::{weighted_nms, Scored};
+use model_sdk::config::Config;
+use model_sdk::image::{letterbox, Layout, Normalize};
+use model_sdk::nn::{image_input, Model, Output};
+
+wit_bindgen::generate!({
+    world: "detector-model",
+    path: "../../wit",
+    with: {
+        "wasi:nn/tensor@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::tensor,
+        "wasi:nn/graph@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::graph,
+        "wasi:nn/inference@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::inference,
+        "wasi:nn/errors@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::errors,
+        "cvat:model/graphs@0.1.0": model_sdk::bindings::cvat::model::graphs,
+    },
+    generate_all,
+});
+
+use cvat::model::types::{Detection, Error, Frame, InstanceConfig, Label, ModelInfo, ShapeType};
+
+const KEYPOINTS: usize = 6;
+
+struct State {
+    model: Model,
+    anchors: Vec<(f32, f32)>,
+    label: String,
+    threshold: f32,
+    iou: f32,
+    max_detections: usize,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+struct BlazeFace;
+
+impl exports::cvat::model::detector::Guest for BlazeFace {
+    fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
+        let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
+        let model = Model::load("weights").map_err(Error::InvalidConfig)?;
+        let (_, w, h) = image_input(model.input().map_err(Error::InvalidConfig)?, 128)
+            .map_err(Error::InvalidConfig)?;
+        let anchors = anchors::short_range(w, h);
+        let label = config
+            .labels
+            .first()
+            .map(|l| l.name.clone())
+            .unwrap_or_else(|| "face".into());
+        let state = State {
+            model,
+            anchors,
+            threshold: cfg.f32_or("threshold", 0.5).map_err(Error::InvalidConfig)?,
+            iou: cfg
+                .f32_or("iou_threshold", 0.3)
+                .map_err(Error::InvalidConfig)?,
+            max_detections: cfg
+                .usize_or("max_detections", 100)
+                .map_err(Error::InvalidConfig)?,
+            label: label.clone(),
+        };
+        STATE.with(|s| *s.borrow_mut() = Some(state));
+        Ok(ModelInfo {
+            labels: vec![Label {
+                id: 0,
+                name: label,
+                shape: ShapeType::Rectangle,
+                attributes: vec![],
+                sublabels: vec![],
+                svg: None,
+            }],
+            description: "MediaPipe BlazeFace short-range face detector".into(),
+        })
+    }
+
+    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+        STATE.with(|s| {
+            let guard = s.borrow();
+            let st = guard
+                .as_ref()
+                .ok_or_else(|| Error::Failed("detect before init".into()))?;
+            let input = st.model.input().map_err(Error::InvalidConfig)?;
+            let (layout, iw, ih) = image_input(input, 128).map_err(Error::InvalidConfig)?;
+            let (tensor, lb) = letterbox(
+                &frame.rgb,
+                frame.width,
+                frame.height,
+                iw,
+                ih,
+                layout,
+                Normalize::SIGNED,
+                0,
+            );
+            let dims = match layout {
+                Layout::Nchw => vec![1, 3, ih, iw],
+                Layout::Nhwc => vec![1, ih, iw, 3],
+            };
+            let outputs = st
+                .model
+                .run_f32(vec![(input.name.clone(), dims, tensor)])
+                .map_err(Error::Failed)?;
+            let (regressors, scores) =
+                split_outputs(&outputs, st.anchors.len()).map_err(Error::Failed)?;
+            let threshold = threshold.unwrap_or(st.threshold);
+            let mut candidates = Vec::new();
+            for (i, &(ax, ay)) in st.anchors.iter().enumerate() {
+                let score = sigmoid(scores[i].clamp(-100.0, 100.0));
+                if score < threshold {
+                    continue;
+                }
+                let r = &regressors[i * 16..(i + 1) * 16];
+                // Offsets are in input pixels; anchors are normalised centres of unit size.
+                let cx = r[0] + ax * iw as f32;
+                let cy = r[1] + ay * ih as f32;
+                let (w, h) = (r[2], r[3]);
+                let kps: Vec<f32> = (0..KEYPOINTS)
+                    .flat_map(|k| [r[4 + 2 * k] + ax * iw as f32, r[5 + 2 * k] + ay * ih as f32])
+                    .collect();
+                let b = Scored {
+                    x1: cx - w / 2.0,
+                    y1: cy - h / 2.0,
+                    x2: cx + w / 2.0,
+                    y2: cy + h / 2.0,
+                    score,
+                    class: 0,
+                };
+                candidates.push((b, kps));
+            }
+            let (fw, fh) = (frame.width as f32, frame.height as f32);
+            Ok(weighted_nms(candidates, st.iou, st.max_detections)
+                .into_iter()
+                .filter_map(|(b, _kps)| {
+                    let (x1, y1) = lb.to_original(b.x1, b.y1);
+                    let (x2, y2) = lb.to_original(b.x2, b.y2);
+                    let (x1, x2) = (x1.clamp(0.0, fw), x2.clamp(0.0, fw));
+                    let (y1, y2) = (y1.clamp(0.0, fh), y2.clamp(0.0, fh));
+                    (x2 > x1 && y2 > y1).then(|| Detection {
+                        label: st.label.clone(),
+                        confidence: b.score,
+                        shape: ShapeType::Rectangle,
+                        points: vec![x1, y1, x2, y2],
+                        mask: None,
+                        rotation: None,
+                        attributes: vec![],
+                        elements: vec![],
+                    })
+                })
+                .collect())
+        })
+    }
+}
+
+/// Pick the regressor (`[1, N, 16]`) and score (`[1, N, 1]`) outputs by shape.
+fn split_outputs(outputs: &[Output], anchors: usize) -> Result<(&[f32], &[f32]), String> {
+    let find = |last: u32| {
+        outputs
+            .iter()
+            .find(|o| o.dims.last() == Some(&last) && o.data.len() == anchors * last as usize)
+            .map(|o| o.data.as_slice())
+    };
+    match (find(16), find(1)) {
+        (Some(r), Some(s)) => Ok((r, s)),
+        _ => Err(format!(
+            "expected outputs [1, {anchors}, 16] and [1, {anchors}, 1], got {:?}",
+            outputs.iter().map(|o| &o.dims).collect::<Vec<_>>()
+        )),
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+export!(BlazeFace);

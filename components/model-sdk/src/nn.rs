@@ -1,0 +1,112 @@
+//! A loaded wasi-nn graph with its signature, and tensors in and out of it.
+
+use crate::bindings::cvat::model::graphs::{self, GraphSignature, TensorInfo};
+use crate::bindings::wasi::nn::graph::{self, Graph};
+use crate::bindings::wasi::nn::inference::GraphExecutionContext;
+use crate::bindings::wasi::nn::tensor::{Tensor, TensorType};
+
+/// A graph the host resolved by name, ready to run.
+pub struct Model {
+    _graph: Graph,
+    ctx: GraphExecutionContext,
+    /// Inputs, outputs and metadata as the host read them from the model file.
+    pub signature: GraphSignature,
+}
+
+/// One output tensor, converted to f32.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub name: String,
+    pub dims: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+fn nn_error(what: &str, e: crate::bindings::wasi::nn::errors::Error) -> String {
+    format!("{what}: {:?}: {}", e.code(), e.data())
+}
+
+impl Model {
+    /// Load graph `name` (a key of the instance's config naming a model file).
+    pub fn load(name: &str) -> Result<Self, String> {
+        let signature = graphs::signature(name)?;
+        let g = graph::load_by_name(name)
+            .map_err(|e| nn_error(&format!("loading graph `{name}`"), e))?;
+        let ctx = g
+            .init_execution_context()
+            .map_err(|e| nn_error("creating an execution context", e))?;
+        Ok(Self {
+            _graph: g,
+            ctx,
+            signature,
+        })
+    }
+
+    /// The first input's description.
+    pub fn input(&self) -> Result<&TensorInfo, String> {
+        self.signature
+            .inputs
+            .first()
+            .ok_or_else(|| "the graph has no inputs".to_string())
+    }
+
+    /// Run the graph on f32 inputs `(name, dims, data)`; returns every output as f32.
+    pub fn run_f32(
+        &self,
+        inputs: Vec<(String, Vec<u32>, Vec<f32>)>,
+    ) -> Result<Vec<Output>, String> {
+        let tensors = inputs
+            .into_iter()
+            .map(|(name, dims, data)| {
+                let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name, Tensor::new(&dims, TensorType::Fp32, &bytes))
+            })
+            .collect();
+        let outputs = self
+            .ctx
+            .compute(tensors)
+            .map_err(|e| nn_error("inference", e))?;
+        outputs
+            .into_iter()
+            .map(|(name, t)| {
+                let dims = t.dimensions();
+                let raw = t.data();
+                let data = match t.ty() {
+                    TensorType::Fp32 => raw
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                    other => return Err(format!("output `{name}` is {other:?}, expected FP32")),
+                };
+                Ok(Output { name, dims, data })
+            })
+            .collect()
+    }
+}
+
+/// The spatial size of an image input: `(layout, width, height)`, reading NCHW when the
+/// second dimension is 3 and NHWC when the last is. Dynamic sizes take `default`.
+pub fn image_input(
+    info: &TensorInfo,
+    default: u32,
+) -> Result<(crate::image::Layout, u32, u32), String> {
+    use crate::image::Layout;
+    let d = &info.dims;
+    if d.len() != 4 {
+        return Err(format!(
+            "input `{}` has {} dimensions, expected 4",
+            info.name,
+            d.len()
+        ));
+    }
+    let size = |v: i64| if v > 0 { v as u32 } else { default };
+    if d[1] == 3 {
+        Ok((Layout::Nchw, size(d[3]), size(d[2])))
+    } else if d[3] == 3 {
+        Ok((Layout::Nhwc, size(d[2]), size(d[1])))
+    } else {
+        Err(format!(
+            "input `{}` dims {:?}: no channel axis of size 3",
+            info.name, d
+        ))
+    }
+}

@@ -1,0 +1,199 @@
+//! Decoding Ultralytics output tensors into scored boxes (in model-input pixels).
+
+use model_sdk::boxes::Scored;
+
+/// The output layout of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `[1, 4 + nc, N]`: YOLOv8/11/12.
+    V8 { classes: usize },
+    /// `[1, N, 5 + nc]`: YOLOv5.
+    V5 { classes: usize },
+}
+
+impl Format {
+    /// Choose the format from config (`auto`, `v8`, `v5`) and the output dims. With `auto`,
+    /// a known class count decides; otherwise the smaller axis holds the channels.
+    pub fn detect(choice: &str, dims: &[i64], known_classes: usize) -> Result<Format, String> {
+        if dims.len() != 3 || dims[1] <= 0 || dims[2] <= 0 {
+            return Err(format!(
+                "output dims {dims:?}: expected [1, C, N] or [1, N, C] with fixed sizes"
+            ));
+        }
+        let (a, b) = (dims[1] as usize, dims[2] as usize);
+        let v8 = (a > 4).then(|| Format::V8 { classes: a - 4 });
+        let v5 = (b > 5).then(|| Format::V5 { classes: b - 5 });
+        let pick = match choice {
+            "v8" => v8,
+            "v5" => v5,
+            "auto" => {
+                if known_classes > 0 && a == 4 + known_classes {
+                    v8
+                } else if known_classes > 0 && b == 5 + known_classes {
+                    v5
+                } else if a < b {
+                    v8
+                } else {
+                    v5
+                }
+            }
+            other => {
+                return Err(format!(
+                    "config key `format`: expected auto, v8 or v5, got `{other}`"
+                ))
+            }
+        };
+        pick.ok_or_else(|| format!("output dims {dims:?} do not fit format `{choice}`"))
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match *self {
+            Format::V8 { classes } | Format::V5 { classes } => classes,
+        }
+    }
+
+    /// Short name for descriptions.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::V8 { .. } => "YOLOv8-style",
+            Format::V5 { .. } => "YOLOv5-style",
+        }
+    }
+
+    /// Candidates whose best class score is at least `threshold`.
+    pub fn decode(
+        &self,
+        data: &[f32],
+        dims: &[u32],
+        threshold: f32,
+    ) -> Result<Vec<Scored>, String> {
+        if dims.len() != 3 || data.len() != dims.iter().map(|&d| d as usize).product::<usize>() {
+            return Err(format!("unexpected output dims {dims:?}"));
+        }
+        let mut out = Vec::new();
+        match *self {
+            Format::V8 { classes } => {
+                let n = dims[2] as usize;
+                if dims[1] as usize != 4 + classes {
+                    return Err(format!("output dims {dims:?} changed since init"));
+                }
+                let at = |c: usize, i: usize| data[c * n + i];
+                for i in 0..n {
+                    let (class, score) = (0..classes)
+                        .map(|c| (c, at(4 + c, i)))
+                        .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
+                    if score >= threshold {
+                        out.push(xywh(at(0, i), at(1, i), at(2, i), at(3, i), score, class));
+                    }
+                }
+            }
+            Format::V5 { classes } => {
+                let stride = 5 + classes;
+                if dims[2] as usize != stride {
+                    return Err(format!("output dims {dims:?} changed since init"));
+                }
+                for row in data.chunks_exact(stride) {
+                    let (class, cls) = row[5..]
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
+                    let score = row[4] * cls;
+                    if score >= threshold {
+                        out.push(xywh(row[0], row[1], row[2], row[3], score, class));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn xywh(cx: f32, cy: f32, w: f32, h: f32, score: f32, class: usize) -> Scored {
+    Scored {
+        x1: cx - w / 2.0,
+        y1: cy - h / 2.0,
+        x2: cx + w / 2.0,
+        y2: cy + h / 2.0,
+        score,
+        class,
+    }
+}
+
+/// Class names from Ultralytics export metadata: `names` = `{0: 'person', 1: 'car'}`.
+pub fn ultralytics_names(metadata: &[(String, String)]) -> Vec<String> {
+    let Some((_, names)) = metadata.iter().find(|(k, _)| k == "names") else {
+        return vec![];
+    };
+    let body = names.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut out = Vec::new();
+    for part in split_top(body) {
+        let Some((idx, name)) = part.split_once(':') else {
+            return vec![];
+        };
+        let Ok(idx) = idx.trim().parse::<usize>() else {
+            return vec![];
+        };
+        if idx != out.len() {
+            return vec![];
+        }
+        out.push(
+            name.trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Split on commas that are not inside quotes.
+fn split_top(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quote) = (0, None);
+    for (i, c) in s.char_indices() {
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            (',', None) => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !s[start..].trim().is_empty() {
+        parts.push(&s[start..]);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_metadata() {
+        let md = vec![(
+            "names".to_string(),
+            "{0: 'person', 1: 'traffic, light'}".to_string(),
+        )];
+        assert_eq!(ultralytics_names(&md), vec!["person", "traffic, light"]);
+    }
+
+    #[test]
+    fn format_detection() {
+        assert_eq!(
+            Format::detect("auto", &[1, 84, 8400], 0).unwrap(),
+            Format::V8 { classes: 80 }
+        );
+        assert_eq!(
+            Format::detect("auto", &[1, 25200, 85], 0).unwrap(),
+            Format::V5 { classes: 80 }
+        );
+        assert_eq!(
+            Format::detect("auto", &[1, 3, 6], 1).unwrap(),
+            Format::V5 { classes: 1 }
+        );
+    }
+}

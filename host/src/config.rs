@@ -1,0 +1,440 @@
+//! `config/models.yaml`: the desired state, parsed and checked.
+//!
+//! ```yaml
+//! settings:              # optional, every key has a default
+//!   gateway_port: 8070
+//!   idle_timeout: 300s
+//! models:
+//!   face-detector:
+//!     implementation: blazeface      # components/<implementation>/component.wasm
+//!     port: 5001
+//!     config:                        # any keys, handed to the component's init
+//!       weights: models/face_detection_short_range.onnx
+//!     classes: [face]                # optional; else classes.txt beside the weights
+//! ```
+//!
+//! One broken instance does not stop the others: it is kept with its error so that
+//! `status` can show it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+/// Host-wide settings (`settings:` block).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Address every port binds to.
+    pub bind: IpAddr,
+    /// Management API (status now; the Nuclio-compatible gateway later).
+    pub gateway_port: u16,
+    /// Unload an instance after this long without requests.
+    pub idle_timeout: Duration,
+    /// CPU deadline for one component call (init or a request).
+    pub request_timeout: Duration,
+    /// Linear-memory cap per component instance, in bytes.
+    pub memory_limit: u64,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest decoded frame, in pixels (checked from the image header before decoding).
+    pub max_image_pixels: u64,
+    /// Largest tensor a component may create or receive, in bytes.
+    pub max_tensor_bytes: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub ort_threads: usize,
+    /// Model files must lie under this directory.
+    pub models_root: PathBuf,
+    /// Where `implementation` names are looked up.
+    pub components_dir: PathBuf,
+}
+
+impl Settings {
+    fn defaults(root: &Path) -> Self {
+        Self {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            gateway_port: 8070,
+            idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
+            memory_limit: 512 << 20,
+            max_body_bytes: 64 << 20,
+            max_image_pixels: 100_000_000,
+            max_tensor_bytes: 256 << 20,
+            ort_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            models_root: root.to_path_buf(),
+            components_dir: root.join("components"),
+        }
+    }
+}
+
+/// One model instance, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub implementation: String,
+    /// `components/<implementation>/component.wasm`
+    pub component: PathBuf,
+    pub port: u16,
+    /// The `config` map in file order, values rendered for the component (scalars as
+    /// text, sequences and maps as JSON).
+    pub config: Vec<(String, String)>,
+    /// Graph name (config key) → model file, for keys whose value names an `.onnx` file.
+    pub graphs: HashMap<String, PathBuf>,
+    pub classes: Vec<String>,
+    pub idle_timeout: Duration,
+    /// Display name for CVAT (defaults to the instance name).
+    pub display_name: String,
+    pub description: Option<String>,
+}
+
+/// An instance whose entry could not be used, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenInstance {
+    pub name: String,
+    pub port: Option<u16>,
+    pub error: String,
+}
+
+/// The parsed file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelsFile {
+    pub settings: Settings,
+    pub instances: Vec<InstanceSpec>,
+    pub broken: Vec<BrokenInstance>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    settings: Option<RawSettings>,
+    #[serde(default)]
+    models: Option<Mapping>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    bind: Option<IpAddr>,
+    gateway_port: Option<u16>,
+    idle_timeout: Option<Value>,
+    request_timeout: Option<Value>,
+    memory_limit_mb: Option<u64>,
+    max_body_mb: Option<usize>,
+    max_image_pixels: Option<u64>,
+    max_tensor_mb: Option<usize>,
+    ort_threads: Option<usize>,
+    models_root: Option<PathBuf>,
+    components_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    implementation: String,
+    port: u16,
+    #[serde(default)]
+    config: Option<Mapping>,
+    #[serde(default)]
+    classes: Option<Vec<String>>,
+    #[serde(default)]
+    idle_timeout: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Parse a duration: `300`, `300s`, `5m`, `1h`, `250ms`.
+pub fn parse_duration(v: &Value) -> Result<Duration, String> {
+    let text = match v {
+        Value::Number(n) => {
+            return n
+                .as_u64()
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("`{n}` is not a whole number of seconds"))
+        }
+        Value::String(s) => s.trim().to_string(),
+        _ => return Err("expected a duration such as 300s, 5m or 1h".into()),
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 300s, 5m or 1h"))?;
+    Ok(match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ))
+        }
+    })
+}
+
+/// Instance names are CVAT function ids (`[a-zA-Z0-9_.-]+`) and safe as directory and YAML
+/// keys: 1–63 characters, starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid instance name `{name}`: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"))
+    }
+}
+
+fn render(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// Resolve `rel` under `root`, refusing paths that leave it (`..`, absolute paths elsewhere,
+/// symlinks pointing out).
+pub fn confined(root: &Path, rel: &Path) -> Result<PathBuf, String> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("models root {}: {e}", root.display()))?;
+    let joined = root.join(rel);
+    let real = joined
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", rel.display()))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "{} lies outside the models root {}",
+            rel.display(),
+            root.display()
+        ));
+    }
+    Ok(real)
+}
+
+fn read_classes(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect(),
+    )
+}
+
+impl ModelsFile {
+    /// Read and check `path`; relative paths inside resolve against `root`.
+    pub fn load(path: &Path, root: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        Self::parse(&text, root).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parse the text of a models.yaml.
+    pub fn parse(text: &str, root: &Path) -> Result<Self, String> {
+        let raw: RawFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        let settings = parse_settings(raw.settings.unwrap_or_default(), root)?;
+        let mut instances = Vec::new();
+        let mut broken = Vec::new();
+        let mut ports: HashSet<u16> = HashSet::from([settings.gateway_port]);
+        for (key, value) in raw.models.unwrap_or_default() {
+            let name = render(&key);
+            let port = value
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok());
+            match parse_instance(&name, value, &settings) {
+                Ok(spec) if !ports.insert(spec.port) => broken.push(BrokenInstance {
+                    error: format!(
+                        "port {} is already used by another instance or the gateway",
+                        spec.port
+                    ),
+                    name,
+                    port,
+                }),
+                Ok(spec) => instances.push(spec),
+                Err(error) => broken.push(BrokenInstance { name, port, error }),
+            }
+        }
+        Ok(Self {
+            settings,
+            instances,
+            broken,
+        })
+    }
+}
+
+fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
+    let mut s = Settings::defaults(root);
+    let field = |name: &str, e: String| format!("settings.{name}: {e}");
+    if let Some(v) = raw.bind {
+        s.bind = v;
+    }
+    if let Some(v) = raw.gateway_port {
+        s.gateway_port = v;
+    }
+    if let Some(v) = raw.idle_timeout {
+        s.idle_timeout = parse_duration(&v).map_err(|e| field("idle_timeout", e))?;
+    }
+    if let Some(v) = raw.request_timeout {
+        s.request_timeout = parse_duration(&v).map_err(|e| field("request_timeout", e))?;
+    }
+    if let Some(v) = raw.memory_limit_mb {
+        s.memory_limit = v << 20;
+    }
+    if let Some(v) = raw.max_body_mb {
+        s.max_body_bytes = v << 20;
+    }
+    if let Some(v) = raw.max_image_pixels {
+        s.max_image_pixels = v;
+    }
+    if let Some(v) = raw.max_tensor_mb {
+        s.max_tensor_bytes = v << 20;
+    }
+    if let Some(v) = raw.ort_threads {
+        s.ort_threads = v.max(1);
+    }
+    if let Some(v) = raw.models_root {
+        s.models_root = root.join(v);
+    }
+    if let Some(v) = raw.components_dir {
+        s.components_dir = root.join(v);
+    }
+    Ok(s)
+}
+
+fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<InstanceSpec, String> {
+    check_name(name)?;
+    let raw: RawInstance = serde_norway::from_value(value).map_err(|e| e.to_string())?;
+    check_name(&raw.implementation).map_err(|e| format!("implementation: {e}"))?;
+    if raw.port == 0 {
+        return Err("port: 0 is not a usable port".into());
+    }
+    let component = settings
+        .components_dir
+        .join(&raw.implementation)
+        .join("component.wasm");
+    if !component.is_file() {
+        return Err(format!(
+            "implementation: no component at {} (build it with scripts/build-components.sh)",
+            component.display()
+        ));
+    }
+    let mut config = Vec::new();
+    let mut graphs = HashMap::new();
+    for (k, v) in raw.config.unwrap_or_default() {
+        let key = render(&k);
+        let text = render(&v);
+        if text.ends_with(".onnx") {
+            let path = confined(&settings.models_root, Path::new(&text))
+                .map_err(|e| format!("config.{key}: {e}"))?;
+            graphs.insert(key.clone(), path);
+        }
+        config.push((key, text));
+    }
+    let idle_timeout = match raw.idle_timeout {
+        Some(v) => parse_duration(&v).map_err(|e| format!("idle_timeout: {e}"))?,
+        None => settings.idle_timeout,
+    };
+    let classes = match raw.classes {
+        Some(c) => c,
+        None => graphs
+            .values()
+            .filter_map(|p| p.parent().map(|d| d.join("classes.txt")))
+            .chain([settings
+                .components_dir
+                .join(&raw.implementation)
+                .join("classes.txt")])
+            .find_map(|p| read_classes(&p))
+            .unwrap_or_default(),
+    };
+    Ok(InstanceSpec {
+        name: name.to_string(),
+        display_name: raw.name.unwrap_or_else(|| name.to_string()),
+        description: raw.description,
+        implementation: raw.implementation,
+        component,
+        port: raw.port,
+        config,
+        graphs,
+        classes,
+        idle_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration(&Value::from("300s")).unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_duration(&Value::from("5m")).unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_duration(&Value::from(7)).unwrap(),
+            Duration::from_secs(7)
+        );
+        assert!(parse_duration(&Value::from("5 parsecs")).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("yolov12n_v1").is_ok());
+        assert!(check_name("face-detector").is_ok());
+        assert!(check_name("../etc").is_err());
+        assert!(check_name("-x").is_err());
+        assert!(check_name("a b").is_err());
+    }
+
+    #[test]
+    fn broken_instance_does_not_stop_others() {
+        let dir = std::env::temp_dir().join(format!("cfgtest-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("components/good")).unwrap();
+        std::fs::write(dir.join("components/good/component.wasm"), b"x").unwrap();
+        std::fs::write(dir.join("m.onnx"), b"x").unwrap();
+        let text = "models:\n  a:\n    implementation: good\n    port: 5001\n    config: {weights: m.onnx, threshold: 0.4}\n  b:\n    implementation: missing\n    port: 5002\n  c:\n    implementation: good\n    port: 5001\n  d:\n    implementation: good\n    port: 5004\n    config: {weights: ../../etc/passwd.onnx}\n";
+        let f = ModelsFile::parse(text, &dir).unwrap();
+        assert_eq!(f.instances.len(), 1);
+        assert_eq!(
+            f.instances[0].config,
+            vec![
+                ("weights".into(), "m.onnx".into()),
+                ("threshold".into(), "0.4".into())
+            ]
+        );
+        assert!(f.instances[0].graphs.contains_key("weights"));
+        let errors: Vec<_> = f
+            .broken
+            .iter()
+            .map(|b| (b.name.as_str(), b.error.as_str()))
+            .collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].1.contains("no component"));
+        assert!(errors[1].1.contains("port 5001"));
+        assert!(errors[2].1.contains("config.weights"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

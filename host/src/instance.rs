@@ -1,0 +1,264 @@
+//! Model instances at run time: lazy load on first request (one load however many requests
+//! arrive together), serialized calls, bounded queue, idle unload, and the status each
+//! instance reports.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::api_error::ApiError;
+use crate::config::{InstanceSpec, Settings};
+use crate::runtime::kind::{kind_of, Kind};
+use crate::runtime::loaded::{CallError, Loaded};
+use crate::runtime::Runtime;
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Unloaded,
+    Loading,
+    Ready,
+    Error,
+}
+
+/// What `status` shows for one instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub kind: Option<Kind>,
+    pub port: Option<u16>,
+    pub state: State,
+    pub error: Option<String>,
+    pub requests: u64,
+    pub failures: u64,
+    /// Seconds since the Unix epoch.
+    pub last_used: Option<u64>,
+    pub last_load_ms: Option<u64>,
+    pub compile_cached: Option<bool>,
+}
+
+struct Tracking {
+    status: Status,
+    last_used: Option<Instant>,
+}
+
+/// One configured model instance.
+pub struct Instance {
+    pub spec: InstanceSpec,
+    /// Read from the component's exports at start-up (no compilation).
+    pub kind: Result<Kind, String>,
+    slot: Mutex<Option<Loaded>>,
+    tracking: Mutex<Tracking>,
+    queue: Arc<Semaphore>,
+}
+
+/// Requests allowed to wait for one instance before it answers 503.
+pub const QUEUE_LIMIT: usize = 32;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Instance {
+    /// Create the instance; nothing is compiled or loaded.
+    pub fn new(spec: InstanceSpec) -> Self {
+        let kind = std::fs::read(&spec.component)
+            .map_err(|e| format!("reading {}: {e}", spec.component.display()))
+            .and_then(|wasm| kind_of(&wasm));
+        let status = Status {
+            name: spec.name.clone(),
+            kind: kind.as_ref().ok().copied(),
+            port: Some(spec.port),
+            state: if kind.is_ok() {
+                State::Unloaded
+            } else {
+                State::Error
+            },
+            error: kind.as_ref().err().cloned(),
+            requests: 0,
+            failures: 0,
+            last_used: None,
+            last_load_ms: None,
+            compile_cached: None,
+        };
+        Self {
+            spec,
+            kind,
+            slot: Mutex::new(None),
+            tracking: Mutex::new(Tracking {
+                status,
+                last_used: None,
+            }),
+            queue: Arc::new(Semaphore::new(QUEUE_LIMIT)),
+        }
+    }
+
+    /// A snapshot of the instance's status.
+    pub fn status(&self) -> Status {
+        lock(&self.tracking).status.clone()
+    }
+
+    /// Mark the instance as failed outside a request (e.g. its port could not be bound).
+    pub fn set_error(&self, error: String) {
+        let mut t = lock(&self.tracking);
+        t.status.state = State::Error;
+        t.status.error = Some(error);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Tracking)) {
+        f(&mut lock(&self.tracking));
+    }
+
+    /// Run `f` on the loaded instance, loading it first if needed. Calls are serialized;
+    /// past [`QUEUE_LIMIT`] waiting requests the answer is 503 with `Retry-After`.
+    pub async fn call<T, F>(
+        self: &Arc<Self>,
+        rt: &Arc<Runtime>,
+        settings: &Arc<Settings>,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Loaded) -> Result<T, CallError> + Send + 'static,
+    {
+        let permit = self
+            .queue
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("instance `{}` is busy; retry later", self.spec.name),
+                )
+            })?;
+        let this = self.clone();
+        let (rt, settings) = (rt.clone(), settings.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.call_blocking(&rt, &settings, f)
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("request task failed: {e}"),
+            )
+        })?;
+        self.update(|t| {
+            t.status.requests += 1;
+            t.status.failures += u64::from(result.is_err());
+            t.last_used = Some(Instant::now());
+            t.status.last_used = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs());
+        });
+        result
+    }
+
+    fn call_blocking<T>(
+        &self,
+        rt: &Runtime,
+        settings: &Settings,
+        f: impl FnOnce(&mut Loaded) -> Result<T, CallError>,
+    ) -> Result<T, ApiError> {
+        let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, m);
+        if let Err(e) = &self.kind {
+            return Err(internal(format!(
+                "instance `{}` is unusable: {e}",
+                self.spec.name
+            )));
+        }
+        let mut slot = lock(&self.slot);
+        if slot.is_none() {
+            self.update(|t| t.status.state = State::Loading);
+            match Loaded::load(rt, &self.spec, settings) {
+                Ok((loaded, stats)) => {
+                    tracing::info!(
+                        instance = %self.spec.name,
+                        ms = stats.total.as_millis() as u64,
+                        compile_cached = stats.compile_cached,
+                        "instance loaded"
+                    );
+                    self.update(|t| {
+                        t.status.state = State::Ready;
+                        t.status.error = None;
+                        t.status.last_load_ms = Some(stats.total.as_millis() as u64);
+                        t.status.compile_cached = Some(stats.compile_cached);
+                    });
+                    *slot = Some(loaded);
+                }
+                Err(e) => {
+                    tracing::error!(instance = %self.spec.name, "load failed: {e}");
+                    self.update(|t| {
+                        t.status.state = State::Error;
+                        t.status.error = Some(e.clone());
+                    });
+                    return Err(internal(format!(
+                        "instance `{}` failed to load: {e}",
+                        self.spec.name
+                    )));
+                }
+            }
+        }
+        let loaded = slot.as_mut().expect("loaded above");
+        match f(loaded) {
+            Ok(v) => Ok(v),
+            Err(CallError::InvalidInput(m)) => Err(ApiError::new(StatusCode::BAD_REQUEST, m)),
+            Err(CallError::Failed(m)) => Err(internal(m)),
+            Err(CallError::Trap(m)) => {
+                // The instance's memory may be inconsistent: drop it, rebuild on next use.
+                tracing::warn!(instance = %self.spec.name, "dropping instance after trap: {m}");
+                *slot = None;
+                self.update(|t| {
+                    t.status.state = State::Unloaded;
+                    t.status.error = Some(m.clone());
+                });
+                Err(internal(m))
+            }
+        }
+    }
+
+    /// Unload if idle for longer than the instance's idle timeout and no request holds it.
+    /// Returns whether it unloaded.
+    pub fn unload_if_idle(&self, now: Instant) -> bool {
+        let idle = {
+            let t = lock(&self.tracking);
+            t.status.state == State::Ready
+                && t.last_used
+                    .is_some_and(|u| now.saturating_duration_since(u) >= self.spec.idle_timeout)
+        };
+        if !idle {
+            return false;
+        }
+        let Ok(mut slot) = self.slot.try_lock() else {
+            return false;
+        };
+        if slot.take().is_none() {
+            return false;
+        }
+        drop(slot);
+        self.update(|t| t.status.state = State::Unloaded);
+        tracing::info!(instance = %self.spec.name, "unloaded after {:?} idle", self.spec.idle_timeout);
+        true
+    }
+}
+
+/// Check every instance for idleness once per `period` until the process ends.
+pub async fn idle_unloader(instances: Vec<Arc<Instance>>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        for inst in &instances {
+            let inst = inst.clone();
+            // Dropping sessions can take a moment; keep it off the async workers.
+            let _ = tokio::task::spawn_blocking(move || inst.unload_if_idle(now)).await;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The host: runs sandboxed WebAssembly model components for CVAT.
+//!
+//! - [`config`]: models.yaml, the desired state.
+//! - [`runtime`]: wasmtime engine, compile cache, deadlines, loaded instances.
+//! - [`nn`]: the `wasi:nn` host over ONNX Runtime.
+//! - [`instance`]: lazy load, serialized calls, idle unload, status.
+//! - [`server`], [`cvat`], [`frame`], [`api_error`]: HTTP and CVAT's payloads.
+//! - [`up`]: start everything and serve until shutdown.
+
+pub mod api_error;
+pub mod config;
+pub mod cvat;
+pub mod frame;
+pub mod instance;
+pub mod labels;
+pub mod nn;
+pub mod runtime;
+pub mod server;
+pub mod up;

@@ -1,0 +1,328 @@
+//! The host side of `wasi:nn` (graphs, tensors, inference, errors) and of
+//! `cvat:model/graphs`, backed by ONNX Runtime.
+//!
+//! Each model instance gets its own [`NnCtx`]: a registry that maps graph names (config keys)
+//! to the model files the instance was configured with, and the sessions loaded so far.
+//! Dropping the context drops the sessions, which is how an idle instance gives memory back.
+
+pub mod onnx;
+pub mod tensor;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use onnx::{OnnxGraph, SessionOptions};
+use tensor::{ElementType, HostTensor};
+
+/// Generated bindings for the imports every model component may use.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "cvat:model/model-imports",
+        with: {
+            "wasi:nn/graph.graph": super::GraphHandle,
+            "wasi:nn/tensor.tensor": super::tensor::HostTensor,
+            "wasi:nn/inference.graph-execution-context": super::ExecContext,
+            "wasi:nn/errors.error": super::NnError,
+        },
+        imports: { default: trappable },
+    });
+}
+
+use bindings::cvat::model::graphs as wit_graphs;
+use bindings::wasi::nn::{errors, graph, inference, tensor as wit_tensor};
+
+/// A loaded graph as the guest holds it.
+pub type GraphHandle = Arc<OnnxGraph>;
+
+/// An execution context: the graph's session, shared with the graph resource.
+pub struct ExecContext(GraphHandle);
+
+/// A wasi-nn error resource.
+#[derive(Debug)]
+pub struct NnError {
+    code: errors::ErrorCode,
+    message: String,
+}
+
+/// Limits on what a component may ask of the inference backend.
+#[derive(Debug, Clone, Copy)]
+pub struct NnLimits {
+    /// Largest single tensor, in bytes, a component may create or receive.
+    pub max_tensor_bytes: usize,
+}
+
+/// Per-instance wasi-nn state: which graphs the instance may load, and those it has.
+pub struct NnCtx {
+    files: HashMap<String, PathBuf>,
+    loaded: HashMap<String, GraphHandle>,
+    options: SessionOptions,
+    limits: NnLimits,
+}
+
+impl NnCtx {
+    /// `files` maps graph names to model files already checked to lie under the model root.
+    pub fn new(files: HashMap<String, PathBuf>, options: SessionOptions, limits: NnLimits) -> Self {
+        Self {
+            files,
+            loaded: HashMap::new(),
+            options,
+            limits,
+        }
+    }
+
+    /// Load graph `name`, or return the session loaded earlier.
+    fn graph(&mut self, name: &str) -> Result<GraphHandle, NnError> {
+        if let Some(g) = self.loaded.get(name) {
+            return Ok(g.clone());
+        }
+        let Some(path) = self.files.get(name) else {
+            let mut known: Vec<_> = self.files.keys().cloned().collect();
+            known.sort();
+            return Err(NnError {
+                code: errors::ErrorCode::NotFound,
+                message: format!(
+                    "no graph named `{name}` for this instance (graphs: {})",
+                    known.join(", ")
+                ),
+            });
+        };
+        let started = std::time::Instant::now();
+        let g = OnnxGraph::load(path, self.options).map_err(|e| NnError {
+            code: errors::ErrorCode::RuntimeError,
+            message: format!("loading {}: {e}", path.display()),
+        })?;
+        tracing::info!(graph = name, path = %path.display(), ms = started.elapsed().as_millis() as u64, "graph loaded");
+        let g = Arc::new(g);
+        self.loaded.insert(name.to_string(), g.clone());
+        Ok(g)
+    }
+}
+
+/// What a store's data must provide for the wasi-nn imports.
+pub trait NnView {
+    fn nn(&mut self) -> NnHost<'_>;
+}
+
+/// The wasi-nn state of one store, borrowed for a host call.
+pub struct NnHost<'a> {
+    pub ctx: &'a mut NnCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+impl NnHost<'_> {
+    fn nn(&mut self) -> (&mut NnCtx, &mut ResourceTable) {
+        (&mut *self.ctx, &mut *self.table)
+    }
+}
+
+struct HasNn;
+
+impl HasData for HasNn {
+    type Data<'a> = NnHost<'a>;
+}
+
+/// Add `wasi:nn/*` and `cvat:model/graphs` to `linker`.
+pub fn add_to_linker<T: NnView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::ModelImports::add_to_linker::<T, HasNn>(linker, |s| s.nn())
+}
+
+fn push_error(s: &mut NnHost<'_>, e: NnError) -> wasmtime::Result<Resource<NnError>> {
+    tracing::debug!(code = ?e.code, "wasi-nn error: {}", e.message);
+    Ok(s.table.push(e)?)
+}
+
+impl graph::Host for NnHost<'_> {
+    fn load(
+        &mut self,
+        _builder: Vec<graph::GraphBuilder>,
+        _encoding: graph::GraphEncoding,
+        _target: graph::ExecutionTarget,
+    ) -> wasmtime::Result<Result<Resource<GraphHandle>, Resource<NnError>>> {
+        let e = NnError {
+            code: errors::ErrorCode::UnsupportedOperation,
+            message: "components load graphs by name (`load-by-name`); weights stay on the host"
+                .into(),
+        };
+        Ok(Err(push_error(self, e)?))
+    }
+
+    fn load_by_name(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<GraphHandle>, Resource<NnError>>> {
+        let (ctx, table) = self.nn();
+        match ctx.graph(&name) {
+            Ok(g) => Ok(Ok(table.push(g)?)),
+            Err(e) => Ok(Err(push_error(self, e)?)),
+        }
+    }
+}
+
+impl graph::HostGraph for NnHost<'_> {
+    fn init_execution_context(
+        &mut self,
+        graph: Resource<GraphHandle>,
+    ) -> wasmtime::Result<Result<Resource<ExecContext>, Resource<NnError>>> {
+        let table = self.nn().1;
+        let g = table.get(&graph)?.clone();
+        Ok(Ok(table.push(ExecContext(g))?))
+    }
+
+    fn drop(&mut self, graph: Resource<GraphHandle>) -> wasmtime::Result<()> {
+        self.nn().1.delete(graph)?;
+        Ok(())
+    }
+}
+
+impl inference::Host for NnHost<'_> {}
+
+impl inference::HostGraphExecutionContext for NnHost<'_> {
+    fn compute(
+        &mut self,
+        ctx: Resource<ExecContext>,
+        inputs: Vec<(String, Resource<HostTensor>)>,
+    ) -> wasmtime::Result<Result<Vec<(String, Resource<HostTensor>)>, Resource<NnError>>> {
+        let (nn, table) = self.nn();
+        let max = nn.limits.max_tensor_bytes;
+        let g = table.get(&ctx)?.0.clone();
+        let mut named = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            named.push((name, table.delete(t)?));
+        }
+        let outputs = match g.run(named) {
+            Ok(o) => o,
+            Err(e) => {
+                let e = NnError {
+                    code: errors::ErrorCode::RuntimeError,
+                    message: e.to_string(),
+                };
+                return Ok(Err(push_error(self, e)?));
+            }
+        };
+        if let Some((name, t)) = outputs.iter().find(|(_, t)| t.data.len() > max) {
+            let e = NnError {
+                code: errors::ErrorCode::TooLarge,
+                message: format!(
+                    "output `{name}` has {} bytes, over the limit of {max}",
+                    t.data.len()
+                ),
+            };
+            return Ok(Err(push_error(self, e)?));
+        }
+        let table = self.nn().1;
+        let mut result = Vec::with_capacity(outputs.len());
+        for (name, t) in outputs {
+            result.push((name, table.push(t)?));
+        }
+        Ok(Ok(result))
+    }
+
+    fn drop(&mut self, ctx: Resource<ExecContext>) -> wasmtime::Result<()> {
+        self.nn().1.delete(ctx)?;
+        Ok(())
+    }
+}
+
+fn from_wit(ty: wit_tensor::TensorType) -> ElementType {
+    use wit_tensor::TensorType as W;
+    match ty {
+        W::Fp16 => ElementType::F16,
+        W::Fp32 => ElementType::F32,
+        W::Fp64 => ElementType::F64,
+        W::Bf16 => ElementType::Bf16,
+        W::U8 => ElementType::U8,
+        W::I32 => ElementType::I32,
+        W::I64 => ElementType::I64,
+    }
+}
+
+fn to_wit(ty: ElementType) -> wit_tensor::TensorType {
+    use wit_tensor::TensorType as W;
+    match ty {
+        ElementType::F16 => W::Fp16,
+        ElementType::F32 => W::Fp32,
+        ElementType::F64 => W::Fp64,
+        ElementType::Bf16 => W::Bf16,
+        ElementType::U8 => W::U8,
+        ElementType::I32 => W::I32,
+        ElementType::I64 => W::I64,
+    }
+}
+
+impl wit_tensor::Host for NnHost<'_> {}
+
+impl wit_tensor::HostTensor for NnHost<'_> {
+    fn new(
+        &mut self,
+        dimensions: Vec<u32>,
+        ty: wit_tensor::TensorType,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Resource<HostTensor>> {
+        let (nn, table) = self.nn();
+        // A malformed tensor is the guest's bug: trap its call rather than pass it on.
+        let t = HostTensor::new(dimensions, from_wit(ty), data, nn.limits.max_tensor_bytes)
+            .map_err(wasmtime::Error::msg)?;
+        Ok(table.push(t)?)
+    }
+
+    fn dimensions(&mut self, t: Resource<HostTensor>) -> wasmtime::Result<Vec<u32>> {
+        Ok(self.nn().1.get(&t)?.dims.clone())
+    }
+
+    fn ty(&mut self, t: Resource<HostTensor>) -> wasmtime::Result<wit_tensor::TensorType> {
+        Ok(to_wit(self.nn().1.get(&t)?.ty))
+    }
+
+    fn data(&mut self, t: Resource<HostTensor>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.nn().1.get(&t)?.data.clone())
+    }
+
+    fn drop(&mut self, t: Resource<HostTensor>) -> wasmtime::Result<()> {
+        self.nn().1.delete(t)?;
+        Ok(())
+    }
+}
+
+impl errors::Host for NnHost<'_> {}
+
+impl errors::HostError for NnHost<'_> {
+    fn code(&mut self, e: Resource<NnError>) -> wasmtime::Result<errors::ErrorCode> {
+        Ok(self.nn().1.get(&e)?.code)
+    }
+
+    fn data(&mut self, e: Resource<NnError>) -> wasmtime::Result<String> {
+        Ok(self.nn().1.get(&e)?.message.clone())
+    }
+
+    fn drop(&mut self, e: Resource<NnError>) -> wasmtime::Result<()> {
+        self.nn().1.delete(e)?;
+        Ok(())
+    }
+}
+
+impl wit_graphs::Host for NnHost<'_> {
+    fn signature(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<wit_graphs::GraphSignature, String>> {
+        let g = match self.nn().0.graph(&name) {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(e.message)),
+        };
+        let conv = |i: &onnx::TensorInfo| wit_graphs::TensorInfo {
+            name: i.name.clone(),
+            ty: i.ty.map(to_wit).unwrap_or(wit_tensor::TensorType::Fp32),
+            dims: i.dims.clone(),
+        };
+        let s = &g.signature;
+        Ok(Ok(wit_graphs::GraphSignature {
+            inputs: s.inputs.iter().map(conv).collect(),
+            outputs: s.outputs.iter().map(conv).collect(),
+            metadata: s.metadata.clone(),
+        }))
+    }
+}

@@ -1,0 +1,207 @@
+//! ONNX Runtime sessions: loading a model file with explicit threading, describing its
+//! inputs and outputs, and running it on byte tensors.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::tensor::TensorElementType;
+use ort::value::{Tensor as OrtTensor, ValueType};
+
+use super::tensor::{ElementType, HostTensor};
+
+/// How sessions are created.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// Intra-op threads per session (explicit, so several loaded models do not each spawn
+    /// one thread per core).
+    pub intra_threads: usize,
+}
+
+/// One input or output of a graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub ty: Option<ElementType>,
+    /// -1 for dynamic dimensions.
+    pub dims: Vec<i64>,
+}
+
+/// A graph's inputs, outputs and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// A loaded ONNX model. The session is dropped (and its memory released) with this value.
+pub struct OnnxGraph {
+    session: Mutex<Session>,
+    pub signature: Signature,
+}
+
+fn element_type(t: TensorElementType) -> Option<ElementType> {
+    Some(match t {
+        TensorElementType::Float16 => ElementType::F16,
+        TensorElementType::Float32 => ElementType::F32,
+        TensorElementType::Float64 => ElementType::F64,
+        TensorElementType::Bfloat16 => ElementType::Bf16,
+        TensorElementType::Uint8 => ElementType::U8,
+        TensorElementType::Int32 => ElementType::I32,
+        TensorElementType::Int64 => ElementType::I64,
+        _ => return None,
+    })
+}
+
+fn info(name: &str, ty: &ValueType) -> TensorInfo {
+    match ty {
+        ValueType::Tensor { ty, shape, .. } => TensorInfo {
+            name: name.to_string(),
+            ty: element_type(*ty),
+            dims: shape.iter().copied().collect(),
+        },
+        _ => TensorInfo {
+            name: name.to_string(),
+            ty: None,
+            dims: vec![],
+        },
+    }
+}
+
+impl OnnxGraph {
+    /// Load `path` into a new CPU session.
+    pub fn load(path: &Path, options: SessionOptions) -> anyhow::Result<Self> {
+        let session = Session::builder()?
+            .with_optimization_level(GraphOptimizationLevel::Level3)?
+            .with_intra_threads(options.intra_threads.max(1))?
+            .with_inter_threads(1)?
+            .with_intra_op_spinning(false)?
+            .commit_from_file(path)?;
+        let mut metadata = Vec::new();
+        if let Ok(md) = session.metadata() {
+            if let Ok(keys) = md.custom_keys() {
+                for k in keys {
+                    if let Ok(Some(v)) = md.custom(&k) {
+                        metadata.push((k, v));
+                    }
+                }
+            }
+        }
+        let signature = Signature {
+            inputs: session
+                .inputs
+                .iter()
+                .map(|i| info(&i.name, &i.input_type))
+                .collect(),
+            outputs: session
+                .outputs
+                .iter()
+                .map(|o| info(&o.name, &o.output_type))
+                .collect(),
+            metadata,
+        };
+        Ok(Self {
+            session: Mutex::new(session),
+            signature,
+        })
+    }
+
+    /// Run the graph. Inputs are matched by name; every output is returned in graph order.
+    pub fn run(
+        &self,
+        inputs: Vec<(String, HostTensor)>,
+    ) -> anyhow::Result<Vec<(String, HostTensor)>> {
+        let mut values: Vec<(String, SessionInputValue<'static>)> =
+            Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            let Some(expected) = self.signature.inputs.iter().find(|i| i.name == name) else {
+                anyhow::bail!(
+                    "the graph has no input `{name}` (inputs: {})",
+                    self.input_names()
+                );
+            };
+            check_dims(&name, &expected.dims, &t.dims)?;
+            values.push((name, to_ort(t)?));
+        }
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| anyhow::anyhow!("session poisoned"))?;
+        let outputs = session.run(values)?;
+        let mut result = Vec::with_capacity(outputs.len());
+        for (name, value) in outputs.iter() {
+            result.push((name.to_string(), from_ort(name, &value)?));
+        }
+        Ok(result)
+    }
+
+    fn input_names(&self) -> String {
+        self.signature
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn check_dims(name: &str, expected: &[i64], got: &[u32]) -> anyhow::Result<()> {
+    let fits = expected.len() == got.len()
+        && expected
+            .iter()
+            .zip(got)
+            .all(|(&e, &g)| e < 0 || e == g as i64);
+    anyhow::ensure!(
+        fits,
+        "input `{name}`: the graph expects dims {expected:?}, got {got:?}"
+    );
+    Ok(())
+}
+
+fn to_ort(t: HostTensor) -> anyhow::Result<SessionInputValue<'static>> {
+    let shape: Vec<i64> = t.dims.iter().map(|&d| d as i64).collect();
+    macro_rules! typed {
+        ($ty:ty, $n:expr) => {{
+            let data: Vec<$ty> = t
+                .data
+                .chunks_exact($n)
+                .map(|c| <$ty>::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            OrtTensor::from_array((shape, data))?.into()
+        }};
+    }
+    Ok(match t.ty {
+        ElementType::F32 => typed!(f32, 4),
+        ElementType::F64 => typed!(f64, 8),
+        ElementType::I32 => typed!(i32, 4),
+        ElementType::I64 => typed!(i64, 8),
+        ElementType::U8 => OrtTensor::from_array((shape, t.data))?.into(),
+        other => anyhow::bail!("{other:?} input tensors are not supported"),
+    })
+}
+
+fn from_ort(name: &str, value: &ort::value::ValueRef<'_>) -> anyhow::Result<HostTensor> {
+    let ValueType::Tensor { ty, .. } = value.dtype() else {
+        anyhow::bail!("output `{name}` is not a tensor");
+    };
+    macro_rules! typed {
+        ($ty:ty, $et:expr) => {{
+            let (shape, data) = value.try_extract_tensor::<$ty>()?;
+            HostTensor {
+                dims: shape.iter().map(|&d| d.max(0) as u32).collect(),
+                ty: $et,
+                data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            }
+        }};
+    }
+    Ok(match ty {
+        TensorElementType::Float32 => typed!(f32, ElementType::F32),
+        TensorElementType::Float64 => typed!(f64, ElementType::F64),
+        TensorElementType::Int32 => typed!(i32, ElementType::I32),
+        TensorElementType::Int64 => typed!(i64, ElementType::I64),
+        TensorElementType::Uint8 => typed!(u8, ElementType::U8),
+        other => anyhow::bail!("output `{name}` has unsupported element type {other:?}"),
+    })
+}

@@ -1,0 +1,279 @@
+//! A loaded model instance: its store, the instantiated component and the calls into it.
+//!
+//! Every call runs under the instance's CPU deadline (epoch interruption) and memory cap.
+//! A trap (panic, out-of-bounds, deadline, memory cap) poisons the instance: the caller
+//! drops it and the next request loads a fresh one.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::Store;
+
+use super::kind::Kind;
+use super::store::StoreState;
+use super::{Runtime, EPOCH_TICK};
+use crate::config::InstanceSpec;
+use crate::labels::{AttributeSpec, LabelSpec, ModelInfo, ShapeType};
+use crate::nn::onnx::SessionOptions;
+use crate::nn::{NnCtx, NnLimits};
+
+mod detector_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "cvat:model/detector-model",
+        with: {
+            "wasi:nn": crate::nn::bindings::wasi::nn,
+            "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
+        },
+    });
+}
+
+use detector_bindings::cvat::model::types as wit;
+use detector_bindings::DetectorModel;
+
+/// A decoded RGB8 frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+/// One detection in host terms (see `wit/cvat-model.wit`, record `detection`).
+pub type Detection = wit::Detection;
+/// A mask in host terms.
+pub type Mask = wit::Mask;
+
+/// Why a call into a component failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The component judged the request unusable (HTTP 400).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The component reported a failure (HTTP 500); the instance stays usable.
+    #[error("{0}")]
+    Failed(String),
+    /// The component trapped or overran its deadline (HTTP 500); the instance must be dropped.
+    #[error("{0}")]
+    Trap(String),
+}
+
+enum Exports {
+    Detector(DetectorModel),
+}
+
+/// An instantiated, initialised component.
+pub struct Loaded {
+    store: Store<StoreState>,
+    exports: Exports,
+    pub kind: Kind,
+    pub info: ModelInfo,
+    deadline: Duration,
+    name: String,
+}
+
+/// Figures from a load, for logs and status.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadStats {
+    pub compile_cached: bool,
+    pub total: Duration,
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+impl Loaded {
+    /// Compile (or fetch from cache), instantiate and `init` the instance's component.
+    pub fn load(
+        rt: &Runtime,
+        spec: &InstanceSpec,
+        settings: &crate::config::Settings,
+    ) -> Result<(Self, LoadStats), String> {
+        let started = Instant::now();
+        let wasm = std::fs::read(&spec.component)
+            .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
+        let kind = super::kind::kind_of(&wasm)?;
+        let (component, compile_cached) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
+        let nn = NnCtx::new(
+            spec.graphs.clone(),
+            SessionOptions {
+                intra_threads: settings.ort_threads,
+            },
+            NnLimits {
+                max_tensor_bytes: settings.max_tensor_bytes,
+            },
+        );
+        let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));
+        store.limiter(|s| &mut s.limits);
+        let deadline = settings.request_timeout;
+        store.set_epoch_deadline(ticks(deadline));
+        let exports = instantiate(rt, &mut store, &component, kind)
+            .map_err(|e| format!("instantiating: {e:#}"))?;
+        let mut loaded = Self {
+            store,
+            exports,
+            kind,
+            info: ModelInfo {
+                labels: vec![],
+                description: String::new(),
+            },
+            deadline,
+            name: spec.name.clone(),
+        };
+        let config = wit::InstanceConfig {
+            config: spec
+                .config
+                .iter()
+                .map(|(k, v)| wit::ConfigEntry {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            labels: spec
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, name)| wit::Label {
+                    id: i as u32,
+                    name: name.clone(),
+                    shape: wit::ShapeType::Any,
+                    attributes: vec![],
+                    sublabels: vec![],
+                    svg: None,
+                })
+                .collect(),
+        };
+        let info = loaded.init(config).map_err(|e| format!("init: {e}"))?;
+        loaded.info = info;
+        Ok((
+            loaded,
+            LoadStats {
+                compile_cached,
+                total: started.elapsed(),
+            },
+        ))
+    }
+
+    fn init(&mut self, config: wit::InstanceConfig) -> Result<ModelInfo, CallError> {
+        let Exports::Detector(d) = &self.exports;
+        let d = d.cvat_model_detector();
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let result = d.call_init(&mut self.store, &config);
+        let info = self.finish(result)?;
+        Ok(model_info(info))
+    }
+
+    /// Run the detector on `frame`.
+    pub fn detect(
+        &mut self,
+        frame: &Frame,
+        threshold: Option<f32>,
+    ) -> Result<Vec<Detection>, CallError> {
+        let Exports::Detector(d) = &self.exports;
+        let d = d.cvat_model_detector();
+        let frame = wit::Frame {
+            width: frame.width,
+            height: frame.height,
+            rgb: frame.rgb.clone(),
+        };
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let result = d.call_detect(&mut self.store, &frame, threshold);
+        self.finish(result)
+    }
+
+    /// Turn a call's outcome into a [`CallError`], logging what the component printed.
+    fn finish<T>(
+        &mut self,
+        result: wasmtime::Result<Result<T, wit::Error>>,
+    ) -> Result<T, CallError> {
+        let printed = self.store.data().log.take();
+        if !printed.is_empty() {
+            tracing::info!(instance = %self.name, "component output: {printed}");
+        }
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(wit::Error::InvalidInput(m))) => Err(CallError::InvalidInput(m)),
+            Ok(Err(wit::Error::InvalidConfig(m))) => {
+                Err(CallError::Failed(format!("invalid config: {m}")))
+            }
+            Ok(Err(wit::Error::Failed(m))) => Err(CallError::Failed(m)),
+            Err(e) => Err(CallError::Trap(describe_trap(&e, self.deadline, &printed))),
+        }
+    }
+}
+
+fn instantiate(
+    rt: &Runtime,
+    store: &mut Store<StoreState>,
+    component: &Component,
+    kind: Kind,
+) -> wasmtime::Result<Exports> {
+    match kind {
+        Kind::Detector => Ok(Exports::Detector(DetectorModel::instantiate(
+            store, component, &rt.linker,
+        )?)),
+        other => wasmtime::bail!("{other} components are not supported yet"),
+    }
+}
+
+fn describe_trap(e: &wasmtime::Error, deadline: Duration, printed: &str) -> String {
+    let mut msg = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!(
+            "the component exceeded its deadline of {:.1}s",
+            deadline.as_secs_f64()
+        ),
+        Some(trap) => format!("the component trapped: {trap}"),
+        None => format!("the component failed: {e:#}"),
+    };
+    if let Some(last) = printed.lines().rev().find(|l| !l.trim().is_empty()) {
+        msg.push_str(&format!(" ({last})"));
+    }
+    msg
+}
+
+fn shape(s: wit::ShapeType) -> ShapeType {
+    match s {
+        wit::ShapeType::Any => ShapeType::Any,
+        wit::ShapeType::Rectangle => ShapeType::Rectangle,
+        wit::ShapeType::Polygon => ShapeType::Polygon,
+        wit::ShapeType::Polyline => ShapeType::Polyline,
+        wit::ShapeType::Points => ShapeType::Points,
+        wit::ShapeType::Ellipse => ShapeType::Ellipse,
+        wit::ShapeType::Cuboid => ShapeType::Cuboid,
+        wit::ShapeType::Mask => ShapeType::Mask,
+        wit::ShapeType::Skeleton => ShapeType::Skeleton,
+        wit::ShapeType::Tag => ShapeType::Tag,
+    }
+}
+
+/// The CVAT name of a result's shape type.
+pub fn shape_name(s: wit::ShapeType) -> &'static str {
+    shape(s).as_str()
+}
+
+fn model_info(info: wit::ModelInfo) -> ModelInfo {
+    ModelInfo {
+        description: info.description,
+        labels: info
+            .labels
+            .into_iter()
+            .map(|l| LabelSpec {
+                id: l.id,
+                name: l.name,
+                shape: shape(l.shape),
+                attributes: l
+                    .attributes
+                    .into_iter()
+                    .map(|a| AttributeSpec {
+                        name: a.name,
+                        input_type: a.input_type,
+                        values: a.values,
+                    })
+                    .collect(),
+                sublabels: l.sublabels.into_iter().map(|s| (s.id, s.name)).collect(),
+                svg: l.svg,
+            })
+            .collect(),
+    }
+}

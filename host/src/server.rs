@@ -1,0 +1,162 @@
+//! HTTP: one router per instance port (CVAT's direct invoke path `POST /`, plus `/infer`
+//! and `/health`), and the management router on the gateway port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::api_error::ApiError;
+use crate::config::{BrokenInstance, Settings};
+use crate::cvat::{detections_json, DetectorRequest};
+use crate::instance::{Instance, State as InstanceState, Status};
+use crate::runtime::kind::Kind;
+use crate::runtime::Runtime;
+
+/// Everything the handlers share.
+pub struct App {
+    pub runtime: Arc<Runtime>,
+    pub settings: Arc<Settings>,
+    pub instances: Vec<Arc<Instance>>,
+    pub broken: Vec<BrokenInstance>,
+}
+
+impl App {
+    /// Status of every instance, configured-but-broken ones included.
+    pub fn statuses(&self) -> Vec<Status> {
+        let mut all: Vec<Status> = self.instances.iter().map(|i| i.status()).collect();
+        all.extend(self.broken.iter().map(|b| Status {
+            name: b.name.clone(),
+            kind: None,
+            port: b.port,
+            state: InstanceState::Error,
+            error: Some(b.error.clone()),
+            requests: 0,
+            failures: 0,
+            last_used: None,
+            last_load_ms: None,
+            compile_cached: None,
+        }));
+        all
+    }
+}
+
+type InstanceCtx = (Arc<App>, Arc<Instance>);
+
+/// The router served on an instance's own port.
+pub fn instance_router(app: Arc<App>, instance: Arc<Instance>) -> Router {
+    Router::new()
+        .route("/", post(infer))
+        .route("/infer", post(infer))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state((app, instance))
+}
+
+/// The management router on the gateway port.
+pub fn management_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "gateway": SocketAddr::new(app.settings.bind, app.settings.gateway_port).to_string(),
+        "instances": app.statuses(),
+    }))
+}
+
+async fn health(State((_, inst)): State<InstanceCtx>) -> Json<serde_json::Value> {
+    let s = inst.status();
+    Json(json!({"status": "ok", "name": s.name, "kind": s.kind, "state": s.state}))
+}
+
+/// Read the whole body, answering 413 past the configured limit.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::field("body", format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+async fn infer(State((app, inst)): State<InstanceCtx>, body: Body) -> Response {
+    let result = async {
+        let body = read_body(body, app.settings.max_body_bytes).await?;
+        match &inst.kind {
+            Ok(Kind::Detector) => detect(&app, &inst, body).await,
+            Ok(other) => Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("{other} instances are not served yet"),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("instance `{}` is unusable: {e}", inst.spec.name),
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => {
+            tracing::debug!(instance = %inst.spec.name, status = e.status.as_u16(), "request failed: {}", e.error);
+            e.into_response()
+        }
+    }
+}
+
+async fn detect(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
+    let req = DetectorRequest::parse(&body)?;
+    drop(body);
+    let max_pixels = app.settings.max_image_pixels;
+    let frame =
+        tokio::task::spawn_blocking(move || crate::frame::decode("image", &req.image, max_pixels))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("decode task failed: {e}"),
+                )
+            })??;
+    let threshold = req.threshold;
+    let detections = inst
+        .call(&app.runtime, &app.settings, move |m| {
+            m.detect(&frame, threshold)
+        })
+        .await?;
+    Ok(detections_json(&detections))
+}
