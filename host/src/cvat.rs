@@ -58,7 +58,7 @@ pub fn unit_field(m: &Map<String, Value>, field: &str) -> Result<Option<f32>, Ap
                 .as_f64()
                 .filter(|v| v.is_finite() && (0.0..=1.0).contains(v));
             match v {
-                Some(v) if v == 0.0 => Ok(None),
+                Some(0.0) => Ok(None),
                 Some(v) => Ok(Some(v as f32)),
                 None => Err(ApiError::field(
                     field,

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 
 use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
-use model_sdk::image::{letterbox, Layout, Normalize};
+use model_sdk::image::{letterbox, InputSpec, Normalize};
 use model_sdk::nn::{image_input, Model, Output};
 
 wit_bindgen::generate!({
@@ -36,6 +36,8 @@ const KEYPOINTS: usize = 6;
 
 struct State {
     model: Model,
+    input_name: String,
+    input: InputSpec,
     anchors: Vec<(f32, f32)>,
     label: String,
     threshold: f32,
@@ -53,9 +55,11 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
     fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
-        let (_, w, h) = image_input(model.input().map_err(Error::InvalidConfig)?, 128)
-            .map_err(Error::InvalidConfig)?;
-        let anchors = anchors::short_range(w, h);
+        let input_info = model.input().map_err(Error::InvalidConfig)?;
+        let input_name = input_info.name.clone();
+        let input =
+            image_input(input_info, 128, Normalize::SIGNED, 0).map_err(Error::InvalidConfig)?;
+        let anchors = anchors::short_range(input.width, input.height);
         let label = config
             .labels
             .first()
@@ -63,6 +67,8 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
             .unwrap_or_else(|| "face".into());
         let state = State {
             model,
+            input_name,
+            input,
             anchors,
             threshold: cfg.f32_or("threshold", 0.5).map_err(Error::InvalidConfig)?,
             iou: cfg
@@ -93,25 +99,11 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
-            let input = st.model.input().map_err(Error::InvalidConfig)?;
-            let (layout, iw, ih) = image_input(input, 128).map_err(Error::InvalidConfig)?;
-            let (tensor, lb) = letterbox(
-                &frame.rgb,
-                frame.width,
-                frame.height,
-                iw,
-                ih,
-                layout,
-                Normalize::SIGNED,
-                0,
-            );
-            let dims = match layout {
-                Layout::Nchw => vec![1, 3, ih, iw],
-                Layout::Nhwc => vec![1, ih, iw, 3],
-            };
+            let (iw, ih) = (st.input.width, st.input.height);
+            let (tensor, lb) = letterbox(&frame.rgb, frame.width, frame.height, &st.input);
             let outputs = st
                 .model
-                .run_f32(vec![(input.name.clone(), dims, tensor)])
+                .run_f32(vec![(st.input_name.clone(), st.input.dims(), tensor)])
                 .map_err(Error::Failed)?;
             let (regressors, scores) =
                 split_outputs(&outputs, st.anchors.len()).map_err(Error::Failed)?;

@@ -45,19 +45,37 @@ impl Normalize {
     };
 }
 
-/// Resize `rgb` (`width` x `height`) into a `dst_w` x `dst_h` tensor keeping the aspect
-/// ratio, centred, padded with `pad_value` (a byte value, normalised like the pixels).
-/// Bilinear sampling. Returns the f32 tensor data and the mapping back to the frame.
-pub fn letterbox(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    dst_w: u32,
-    dst_h: u32,
-    layout: Layout,
-    norm: Normalize,
-    pad_value: u8,
-) -> (Vec<f32>, Letterbox) {
+/// A model's image input: size, layout, pixel normalisation and the padding byte value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputSpec {
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub norm: Normalize,
+    pub pad: u8,
+}
+
+impl InputSpec {
+    /// Tensor dimensions for a batch of one.
+    pub fn dims(&self) -> Vec<u32> {
+        match self.layout {
+            Layout::Nchw => vec![1, 3, self.height, self.width],
+            Layout::Nhwc => vec![1, self.height, self.width, 3],
+        }
+    }
+}
+
+/// Resize `rgb` (`width` x `height`) into the input tensor keeping the aspect ratio,
+/// centred, padded with `input.pad` (a byte value, normalised like the pixels). Bilinear
+/// sampling. Returns the f32 tensor data and the mapping back to the frame.
+pub fn letterbox(rgb: &[u8], width: u32, height: u32, input: &InputSpec) -> (Vec<f32>, Letterbox) {
+    let InputSpec {
+        width: dst_w,
+        height: dst_h,
+        layout,
+        norm,
+        pad: pad_value,
+    } = *input;
     let (w, h) = (width as usize, height as usize);
     let (dw, dh) = (dst_w as usize, dst_h as usize);
     let scale = (dst_w as f32 / width as f32).min(dst_h as f32 / height as f32);
@@ -120,7 +138,15 @@ mod tests {
     #[test]
     fn letterbox_maps_back() {
         let rgb = vec![255u8; 200 * 100 * 3];
-        let (t, lb) = letterbox(&rgb, 200, 100, 64, 64, Layout::Nchw, Normalize::UNIT, 114);
+        let spec = InputSpec {
+            width: 64,
+            height: 64,
+            layout: Layout::Nchw,
+            norm: Normalize::UNIT,
+            pad: 114,
+        };
+        let (t, lb) = letterbox(&rgb, 200, 100, &spec);
+        assert_eq!(spec.dims(), vec![1, 3, 64, 64]);
         assert_eq!(t.len(), 64 * 64 * 3);
         assert_eq!(lb.scale, 0.32);
         assert_eq!(lb.pad_y, 16.0);

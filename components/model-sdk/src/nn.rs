@@ -83,13 +83,15 @@ impl Model {
     }
 }
 
-/// The spatial size of an image input: `(layout, width, height)`, reading NCHW when the
-/// second dimension is 3 and NHWC when the last is. Dynamic sizes take `default`.
+/// Describe an image input from its graph dims: NCHW when the second dimension is 3, NHWC
+/// when the last is. Dynamic sizes take `default_size`.
 pub fn image_input(
     info: &TensorInfo,
-    default: u32,
-) -> Result<(crate::image::Layout, u32, u32), String> {
-    use crate::image::Layout;
+    default_size: u32,
+    norm: crate::image::Normalize,
+    pad: u8,
+) -> Result<crate::image::InputSpec, String> {
+    use crate::image::{InputSpec, Layout};
     let d = &info.dims;
     if d.len() != 4 {
         return Err(format!(
@@ -98,15 +100,22 @@ pub fn image_input(
             d.len()
         ));
     }
-    let size = |v: i64| if v > 0 { v as u32 } else { default };
-    if d[1] == 3 {
-        Ok((Layout::Nchw, size(d[3]), size(d[2])))
+    let size = |v: i64| if v > 0 { v as u32 } else { default_size };
+    let (layout, width, height) = if d[1] == 3 {
+        (Layout::Nchw, size(d[3]), size(d[2]))
     } else if d[3] == 3 {
-        Ok((Layout::Nhwc, size(d[2]), size(d[1])))
+        (Layout::Nhwc, size(d[2]), size(d[1]))
     } else {
-        Err(format!(
+        return Err(format!(
             "input `{}` dims {:?}: no channel axis of size 3",
             info.name, d
-        ))
-    }
+        ));
+    };
+    Ok(InputSpec {
+        width,
+        height,
+        layout,
+        norm,
+        pad,
+    })
 }

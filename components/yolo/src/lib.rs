@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use model_sdk::boxes::nms;
 use model_sdk::config::Config;
-use model_sdk::image::{letterbox, Normalize};
+use model_sdk::image::{letterbox, InputSpec, Normalize};
 use model_sdk::nn::{image_input, Model};
 
 wit_bindgen::generate!({
@@ -38,6 +38,8 @@ use decode::Format;
 
 struct State {
     model: Model,
+    input_name: String,
+    input: InputSpec,
     labels: Vec<String>,
     format: Format,
     threshold: f32,
@@ -55,6 +57,13 @@ impl exports::cvat::model::detector::Guest for Yolo {
     fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
+        let input_info = model.input().map_err(Error::InvalidConfig)?;
+        let input_name = input_info.name.clone();
+        let default_size = cfg
+            .usize_or("input_size", 640)
+            .map_err(Error::InvalidConfig)? as u32;
+        let input = image_input(input_info, default_size, Normalize::UNIT, 114)
+            .map_err(Error::InvalidConfig)?;
         let output = model
             .signature
             .outputs
@@ -89,6 +98,8 @@ impl exports::cvat::model::detector::Guest for Yolo {
                 .map_err(Error::InvalidConfig)?,
             labels,
             model,
+            input_name,
+            input,
         };
         let info = ModelInfo {
             labels: state
@@ -120,25 +131,10 @@ impl exports::cvat::model::detector::Guest for Yolo {
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
-            let input = st.model.input().map_err(Error::InvalidConfig)?;
-            let (layout, iw, ih) = image_input(input, 640).map_err(Error::InvalidConfig)?;
-            let (tensor, lb) = letterbox(
-                &frame.rgb,
-                frame.width,
-                frame.height,
-                iw,
-                ih,
-                layout,
-                Normalize::UNIT,
-                114,
-            );
-            let dims = match layout {
-                model_sdk::image::Layout::Nchw => vec![1, 3, ih, iw],
-                model_sdk::image::Layout::Nhwc => vec![1, ih, iw, 3],
-            };
+            let (tensor, lb) = letterbox(&frame.rgb, frame.width, frame.height, &st.input);
             let outputs = st
                 .model
-                .run_f32(vec![(input.name.clone(), dims, tensor)])
+                .run_f32(vec![(st.input_name.clone(), st.input.dims(), tensor)])
                 .map_err(Error::Failed)?;
             let out = outputs
                 .first()

@@ -69,6 +69,7 @@ pub struct Loaded {
     pub kind: Kind,
     pub info: ModelInfo,
     deadline: Duration,
+    memory_limit: u64,
     name: String,
 }
 
@@ -119,6 +120,7 @@ impl Loaded {
                 description: String::new(),
             },
             deadline,
+            memory_limit: settings.memory_limit,
             name: spec.name.clone(),
         };
         let config = wit::InstanceConfig {
@@ -198,7 +200,12 @@ impl Loaded {
                 Err(CallError::Failed(format!("invalid config: {m}")))
             }
             Ok(Err(wit::Error::Failed(m))) => Err(CallError::Failed(m)),
-            Err(e) => Err(CallError::Trap(describe_trap(&e, self.deadline, &printed))),
+            Err(e) => Err(CallError::Trap(describe_trap(
+                &e,
+                self.deadline,
+                self.memory_limit,
+                &printed,
+            ))),
         }
     }
 }
@@ -217,14 +224,31 @@ fn instantiate(
     }
 }
 
-fn describe_trap(e: &wasmtime::Error, deadline: Duration, printed: &str) -> String {
+fn describe_trap(
+    e: &wasmtime::Error,
+    deadline: Duration,
+    memory_limit: u64,
+    printed: &str,
+) -> String {
     let mut msg = match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => format!(
-            "the component exceeded its deadline of {:.1}s",
-            deadline.as_secs_f64()
-        ),
+        Some(wasmtime::Trap::Interrupt) => {
+            format!(
+                "the component exceeded its deadline of {:.1}s",
+                deadline.as_secs_f64()
+            )
+        }
         Some(trap) => format!("the component trapped: {trap}"),
-        None => format!("the component failed: {e:#}"),
+        None => {
+            let root = e.root_cause().to_string();
+            if root.contains("growing memory") {
+                format!(
+                    "the component trapped: it hit its memory limit of {} MiB ({root})",
+                    memory_limit >> 20
+                )
+            } else {
+                format!("the component trapped: {root}")
+            }
+        }
     };
     if let Some(last) = printed.lines().rev().find(|l| !l.trim().is_empty()) {
         msg.push_str(&format!(" ({last})"));

@@ -1,0 +1,247 @@
+//! Test harness: runs the real `host` binary on loopback with a config written to a temp
+//! directory, using the components built by scripts/build-components.sh and the fixtures
+//! made by scripts/setup.sh.
+
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A file the setup made; fails with the fix when it is missing.
+pub fn need(rel: &str) -> PathBuf {
+    let p = repo().join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh (the test command does)",
+        p.display()
+    );
+    p
+}
+
+/// A free loopback port (released before use; good enough on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running host, killed on drop.
+pub struct Host {
+    child: Child,
+    pub dir: PathBuf,
+    pub gateway: u16,
+    log: PathBuf,
+}
+
+/// One instance line for a test config.
+pub struct Inst<'a> {
+    pub name: &'a str,
+    pub implementation: &'a str,
+    pub port: u16,
+    /// YAML lines under `config:` (already indented by the caller as `key: value`).
+    pub config: &'a [&'a str],
+    pub classes: Option<&'a [&'a str]>,
+}
+
+impl Host {
+    /// Write a config with `settings` lines and `instances`, start the host, wait until
+    /// its management API answers.
+    pub fn start(settings: &[&str], instances: &[Inst]) -> Host {
+        let dir = std::env::temp_dir().join(format!(
+            "host-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(dir.join("components")).unwrap();
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        for (name, src) in [
+            ("yolo", "components/yolo"),
+            ("blazeface", "components/blazeface"),
+            ("hostile", "tests/components/hostile"),
+        ] {
+            need(&format!("{src}/component.wasm"));
+            std::os::unix::fs::symlink(repo().join(src), dir.join("components").join(name))
+                .unwrap();
+        }
+        let gateway = free_port();
+        let mut yaml = format!(
+            "settings:\n  bind: 127.0.0.1\n  gateway_port: {gateway}\n  models_root: {}\n",
+            repo().display()
+        );
+        for s in settings {
+            yaml.push_str(&format!("  {s}\n"));
+        }
+        yaml.push_str("models:\n");
+        for i in instances {
+            yaml.push_str(&format!(
+                "  {}:\n    implementation: {}\n    port: {}\n",
+                i.name, i.implementation, i.port
+            ));
+            if !i.config.is_empty() {
+                yaml.push_str("    config:\n");
+                for c in i.config {
+                    yaml.push_str(&format!("      {c}\n"));
+                }
+            }
+            if let Some(classes) = i.classes {
+                yaml.push_str(&format!("    classes: [{}]\n", classes.join(", ")));
+            }
+        }
+        std::fs::write(dir.join("config/models.yaml"), yaml).unwrap();
+        let log = dir.join("host.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_host"))
+            .args(["--root"])
+            .arg(&dir)
+            .arg("up")
+            .env(
+                "ORT_DYLIB_PATH",
+                need(".deps/onnxruntime/libonnxruntime.so"),
+            )
+            .env("RUST_LOG", "info,ort=warn")
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let host = Host {
+            child,
+            dir,
+            gateway,
+            log,
+        };
+        host.wait_ready();
+        host
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if ureq::get(&format!("http://127.0.0.1:{}/healthz", self.gateway))
+                .call()
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("host did not become ready:\n{}", self.log());
+    }
+
+    /// Everything the host logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET /api/status` on the management port.
+    pub fn status(&self) -> Value {
+        ureq::get(&format!("http://127.0.0.1:{}/api/status", self.gateway))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+
+    /// One instance's entry in the status.
+    pub fn instance_status(&self, name: &str) -> Value {
+        self.status()["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no instance {name} in status"))
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// POST raw bytes to `http://127.0.0.1:<port><path>`; returns status and JSON body.
+pub fn post_raw(port: u16, path: &str, body: &[u8]) -> (u16, Value) {
+    let resp = ureq::post(&format!("http://127.0.0.1:{port}{path}"))
+        .set("content-type", "application/json")
+        .timeout(Duration::from_secs(120))
+        .send_bytes(body);
+    let resp = match resp {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text}"));
+    (status, json)
+}
+
+/// POST a JSON value.
+pub fn post(port: u16, body: &Value) -> (u16, Value) {
+    post_raw(port, "/", body.to_string().as_bytes())
+}
+
+/// Base64 of a file.
+pub fn b64_file(path: &Path) -> String {
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
+}
+
+/// A black frame with filled rectangles `(x1, y1, x2, y2 inclusive, rgb)`, as base64 PNG.
+pub fn frame_png(width: u32, height: u32, rects: &[(u32, u32, u32, u32, [u8; 3])]) -> String {
+    let mut img = image::RgbImage::new(width, height);
+    for &(x1, y1, x2, y2, rgb) in rects {
+        for y in y1..=y2 {
+            for x in x1..=x2 {
+                img.put_pixel(x, y, image::Rgb(rgb));
+            }
+        }
+    }
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+/// The `points` of each detection, with its label.
+pub fn boxes(v: &Value) -> Vec<(String, Vec<f64>)> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {v}"))
+        .iter()
+        .map(|d| {
+            (
+                d["label"].as_str().unwrap().to_string(),
+                d["points"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_f64().unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
