@@ -49,6 +49,12 @@ pub struct Settings {
     pub models_root: PathBuf,
     /// Where `implementation` names are looked up.
     pub components_dir: PathBuf,
+    /// Where generated Nuclio functions go.
+    pub nuclio_dir: PathBuf,
+    /// How a Nuclio function container reaches this host (no port).
+    pub nuclio_host_url: String,
+    /// A generated function listens on its instance's port plus this.
+    pub nuclio_port_offset: u16,
 }
 
 impl Settings {
@@ -67,6 +73,9 @@ impl Settings {
                 .unwrap_or(1),
             models_root: root.to_path_buf(),
             components_dir: root.join("components"),
+            nuclio_dir: root.join("nuclio_functions"),
+            nuclio_host_url: "http://host.docker.internal".into(),
+            nuclio_port_offset: 10000,
         }
     }
 }
@@ -130,6 +139,9 @@ struct RawSettings {
     ort_threads: Option<usize>,
     models_root: Option<PathBuf>,
     components_dir: Option<PathBuf>,
+    nuclio_dir: Option<PathBuf>,
+    nuclio_host_url: Option<String>,
+    nuclio_port_offset: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +328,15 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     }
     if let Some(v) = raw.components_dir {
         s.components_dir = root.join(v);
+    }
+    if let Some(v) = raw.nuclio_dir {
+        s.nuclio_dir = root.join(v);
+    }
+    if let Some(v) = raw.nuclio_host_url {
+        s.nuclio_host_url = v;
+    }
+    if let Some(v) = raw.nuclio_port_offset {
+        s.nuclio_port_offset = v;
     }
     Ok(s)
 }

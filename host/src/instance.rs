@@ -11,8 +11,9 @@ use tokio::sync::Semaphore;
 
 use crate::api_error::ApiError;
 use crate::config::{InstanceSpec, Settings};
+use crate::labels::ModelInfo;
 use crate::runtime::kind::{kind_of, Kind};
-use crate::runtime::loaded::{CallError, Loaded};
+use crate::runtime::loaded::{self, CallError, Loaded};
 use crate::runtime::Runtime;
 
 /// Where an instance is in its life.
@@ -52,6 +53,8 @@ pub struct Instance {
     /// Read from the component's exports at start-up (no compilation).
     pub kind: Result<Kind, String>,
     slot: Mutex<Option<Loaded>>,
+    /// The label spec and description: from `init` once loaded, else from `describe`.
+    info: Mutex<Option<ModelInfo>>,
     tracking: Mutex<Tracking>,
     queue: Arc<Semaphore>,
 }
@@ -89,6 +92,7 @@ impl Instance {
             spec,
             kind,
             slot: Mutex::new(None),
+            info: Mutex::new(None),
             tracking: Mutex::new(Tracking {
                 status,
                 last_used: None,
@@ -191,6 +195,7 @@ impl Instance {
                         t.status.last_load_ms = Some(stats.total.as_millis() as u64);
                         t.status.compile_cached = Some(stats.compile_cached);
                     });
+                    *lock(&self.info) = Some(loaded.info.clone());
                     *slot = Some(loaded);
                 }
                 Err(e) => {
@@ -222,6 +227,17 @@ impl Instance {
                 Err(internal(m))
             }
         }
+    }
+
+    /// The model's label spec and description without loading the model: what `init`
+    /// reported, else the component's `describe` (run once, in a throwaway instance).
+    pub fn info(&self, rt: &Runtime, settings: &Settings) -> Result<ModelInfo, String> {
+        if let Some(info) = lock(&self.info).clone() {
+            return Ok(info);
+        }
+        let (_, info) = loaded::describe(rt, &self.spec, settings)?;
+        let mut cached = lock(&self.info);
+        Ok(cached.get_or_insert(info).clone())
     }
 
     /// Unload if idle for longer than the instance's idle timeout and no request holds it.

@@ -64,6 +64,7 @@ pub fn instance_router(app: Arc<App>, instance: Arc<Instance>) -> Router {
 pub fn management_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/status", get(status))
+        .merge(crate::gateway::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -94,7 +95,7 @@ async fn health(State((_, inst)): State<InstanceCtx>) -> Json<serde_json::Value>
 }
 
 /// Read the whole body, answering 413 past the configured limit.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
@@ -111,10 +112,17 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 async fn infer(State((app, inst)): State<InstanceCtx>, body: Body) -> Response {
+    match read_body(body, app.settings.max_body_bytes).await {
+        Ok(body) => invoke(&app, &inst, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Run one CVAT request on `inst` and answer as the function would.
+pub async fn invoke(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Response {
     let result = async {
-        let body = read_body(body, app.settings.max_body_bytes).await?;
         match &inst.kind {
-            Ok(Kind::Detector) => detect(&app, &inst, body).await,
+            Ok(Kind::Detector) => detect(app, inst, body).await,
             Ok(other) => Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("{other} instances are not served yet"),

@@ -96,6 +96,18 @@ pub async fn run(
         }
     }
     let unloader = tokio::spawn(idle_unloader(instances.clone(), Duration::from_secs(1)));
+    // Nuclio functions for users of a stock CVAT + Nuclio; off the start-up path.
+    let gen_app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let s = &gen_app.settings;
+        match crate::nuclio::generate_for(&gen_app.instances, &gen_app.runtime, s, &s.nuclio_dir) {
+            Ok(r) if r.written.is_empty() && r.removed.is_empty() => {}
+            Ok(r) => {
+                tracing::info!(written = ?r.written, removed = ?r.removed, kept = ?r.kept, dir = %s.nuclio_dir.display(), "nuclio functions generated")
+            }
+            Err(e) => tracing::warn!("could not generate nuclio functions: {e}"),
+        }
+    });
     tracing::info!("ready");
     let _ = shutdown.wait_for(|stop| *stop).await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -372,9 +372,10 @@ fn status_command_reads_the_running_host() {
     // With the host gone, status says so and fails.
     let dir = std::env::temp_dir().join(format!("host-status-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("config")).unwrap();
+    // Port 1: nothing listens there (a released free port could be reused by a parallel test).
     std::fs::write(
         dir.join("config/models.yaml"),
-        format!("settings:\n  gateway_port: {}\n", free_port()),
+        "settings:\n  gateway_port: 1\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))

@@ -51,8 +51,36 @@ thread_local! {
 
 struct BlazeFace;
 
+/// The one label: the instance's first class, or `face`.
+fn label_name(config: &InstanceConfig) -> String {
+    config
+        .labels
+        .first()
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| "face".into())
+}
+
+fn model_info(label: String) -> ModelInfo {
+    ModelInfo {
+        labels: vec![Label {
+            id: 0,
+            name: label,
+            shape: ShapeType::Rectangle,
+            attributes: vec![],
+            sublabels: vec![],
+            svg: None,
+        }],
+        description: "MediaPipe BlazeFace short-range face detector".into(),
+    }
+}
+
 impl exports::cvat::model::detector::Guest for BlazeFace {
+    fn describe(config: InstanceConfig) -> ModelInfo {
+        model_info(label_name(&config))
+    }
+
     fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
+        let label = label_name(&config);
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
         let input_info = model.input().map_err(Error::InvalidConfig)?;
@@ -60,11 +88,6 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
         let input =
             image_input(input_info, 128, Normalize::SIGNED, 0).map_err(Error::InvalidConfig)?;
         let anchors = anchors::short_range(input.width, input.height);
-        let label = config
-            .labels
-            .first()
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| "face".into());
         let state = State {
             model,
             input_name,
@@ -80,17 +103,7 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
             label: label.clone(),
         };
         STATE.with(|s| *s.borrow_mut() = Some(state));
-        Ok(ModelInfo {
-            labels: vec![Label {
-                id: 0,
-                name: label,
-                shape: ShapeType::Rectangle,
-                attributes: vec![],
-                sublabels: vec![],
-                svg: None,
-            }],
-            description: "MediaPipe BlazeFace short-range face detector".into(),
-        })
+        Ok(model_info(label))
     }
 
     fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {

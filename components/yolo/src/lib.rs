@@ -53,7 +53,31 @@ thread_local! {
 
 struct Yolo;
 
+/// Rectangle labels for `names`.
+fn model_info(names: &[String], format: &str) -> ModelInfo {
+    ModelInfo {
+        labels: names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Label {
+                id: i as u32,
+                name: name.clone(),
+                shape: ShapeType::Rectangle,
+                attributes: vec![],
+                sublabels: vec![],
+                svg: None,
+            })
+            .collect(),
+        description: format!("YOLO detector ({format}), {} classes", names.len()),
+    }
+}
+
 impl exports::cvat::model::detector::Guest for Yolo {
+    fn describe(config: InstanceConfig) -> ModelInfo {
+        let names: Vec<String> = config.labels.into_iter().map(|l| l.name).collect();
+        model_info(&names, "Ultralytics-style")
+    }
+
     fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
@@ -101,26 +125,7 @@ impl exports::cvat::model::detector::Guest for Yolo {
             input_name,
             input,
         };
-        let info = ModelInfo {
-            labels: state
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, name)| Label {
-                    id: i as u32,
-                    name: name.clone(),
-                    shape: ShapeType::Rectangle,
-                    attributes: vec![],
-                    sublabels: vec![],
-                    svg: None,
-                })
-                .collect(),
-            description: format!(
-                "YOLO detector ({}), {} classes",
-                state.format.name(),
-                state.labels.len()
-            ),
-        };
+        let info = model_info(&state.labels, state.format.name());
         STATE.with(|s| *s.borrow_mut() = Some(state));
         Ok(info)
     }

@@ -123,29 +123,7 @@ impl Loaded {
             memory_limit: settings.memory_limit,
             name: spec.name.clone(),
         };
-        let config = wit::InstanceConfig {
-            config: spec
-                .config
-                .iter()
-                .map(|(k, v)| wit::ConfigEntry {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            labels: spec
-                .classes
-                .iter()
-                .enumerate()
-                .map(|(i, name)| wit::Label {
-                    id: i as u32,
-                    name: name.clone(),
-                    shape: wit::ShapeType::Any,
-                    attributes: vec![],
-                    sublabels: vec![],
-                    svg: None,
-                })
-                .collect(),
-        };
+        let config = instance_config(spec);
         let info = loaded.init(config).map_err(|e| format!("init: {e}"))?;
         loaded.info = info;
         Ok((
@@ -208,6 +186,63 @@ impl Loaded {
             ))),
         }
     }
+}
+
+/// What `init` and `describe` receive: the config map and the configured classes.
+fn instance_config(spec: &InstanceSpec) -> wit::InstanceConfig {
+    wit::InstanceConfig {
+        config: spec
+            .config
+            .iter()
+            .map(|(k, v)| wit::ConfigEntry {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        labels: spec
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, name)| wit::Label {
+                id: i as u32,
+                name: name.clone(),
+                shape: wit::ShapeType::Any,
+                attributes: vec![],
+                sublabels: vec![],
+                svg: None,
+            })
+            .collect(),
+    }
+}
+
+/// Call the component's `describe` in a throwaway instance that can load no graphs, so
+/// that listing an instance never loads its model.
+pub fn describe(
+    rt: &Runtime,
+    spec: &InstanceSpec,
+    settings: &crate::config::Settings,
+) -> Result<(Kind, ModelInfo), String> {
+    let wasm = std::fs::read(&spec.component)
+        .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
+    let kind = super::kind::kind_of(&wasm)?;
+    let (component, _) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
+    let nn = NnCtx::new(
+        Default::default(),
+        SessionOptions { intra_threads: 1 },
+        NnLimits {
+            max_tensor_bytes: 0,
+        },
+    );
+    let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(ticks(settings.request_timeout));
+    let Exports::Detector(d) = instantiate(rt, &mut store, &component, kind)
+        .map_err(|e| format!("instantiating: {e:#}"))?;
+    let info = d
+        .cvat_model_detector()
+        .call_describe(&mut store, &instance_config(spec))
+        .map_err(|e| describe_trap(&e, settings.request_timeout, settings.memory_limit, ""))?;
+    Ok((kind, model_info(info)))
 }
 
 fn instantiate(

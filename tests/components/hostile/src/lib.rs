@@ -34,8 +34,18 @@ fn recurse(n: u64) -> u64 {
 }
 
 impl exports::cvat::model::detector::Guest for Hostile {
+    fn describe(_config: InstanceConfig) -> ModelInfo {
+        ModelInfo {
+            labels: vec![],
+            description: "misbehaves on request".into(),
+        }
+    }
+
     fn init(_config: InstanceConfig) -> Result<ModelInfo, Error> {
-        Ok(ModelInfo { labels: vec![], description: "misbehaves on request".into() })
+        Ok(ModelInfo {
+            labels: vec![],
+            description: "misbehaves on request".into(),
+        })
     }
 
     fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {

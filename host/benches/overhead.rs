@@ -1,0 +1,219 @@
+//! What the host adds on top of ONNX Runtime, on a 1920x1080 JPEG.
+//!
+//! For each model it measures, in one run:
+//!   (a) raw ONNX Runtime from Rust: `Session::run` on a ready input tensor;
+//!   (b) the host's in-process path: base64 + JPEG decode + component (letterbox,
+//!       wasi-nn inference, decode, NMS) + JSON;
+//!   (c) the same request over HTTP on loopback to a running host;
+//! and prints medians, overheads (b-a, c-a) and ratios (b/a, c/a).
+//!
+//! Run: `scripts/setup.sh && cargo bench -p host --bench overhead`. Models: the face detector,
+//! the synthetic YOLO test graph, and `models/yolo11n.onnx` when present
+//! (`scripts/yolo-export.sh` makes a random-weight export).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use host::config::ModelsFile;
+use host::runtime::loaded::Loaded;
+use host::runtime::Runtime;
+
+struct Model {
+    name: &'static str,
+    implementation: &'static str,
+    weights: &'static str,
+    classes: &'static str,
+}
+
+const MODELS: &[Model] = &[
+    Model {
+        name: "blazeface",
+        implementation: "blazeface",
+        weights: "models/face_detection_short_range.onnx",
+        classes: "[face]",
+    },
+    Model {
+        name: "yolo-synthetic-64",
+        implementation: "yolo",
+        weights: "tests/fixtures/yolo_v8_test.onnx",
+        classes: "[red, green]",
+    },
+    Model {
+        name: "yolo11n-640",
+        implementation: "yolo",
+        weights: "models/yolo11n.onnx",
+        classes: "",
+    },
+];
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
+/// Run `f` for about `budget` (at least 5, at most 200 times) after 2 warm-up calls.
+fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || (start.elapsed() < budget && times.len() < 200) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed());
+    }
+    median(times)
+}
+
+fn raw_ort(path: &Path, threads: usize) -> f64 {
+    use ort::session::Session;
+    use ort::value::{Tensor, ValueType};
+    let mut session = Session::builder()
+        .unwrap()
+        .with_intra_threads(threads)
+        .unwrap()
+        .with_inter_threads(1)
+        .unwrap()
+        .commit_from_file(path)
+        .unwrap();
+    let input = &session.inputs[0];
+    let name = input.name.clone();
+    let ValueType::Tensor { shape, .. } = &input.input_type else {
+        panic!("tensor input")
+    };
+    let dims: Vec<i64> = shape.iter().map(|&d| if d < 0 { 1 } else { d }).collect();
+    let n: i64 = dims.iter().product();
+    let data: Vec<f32> = (0..n).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+    measure(Duration::from_secs(3), || {
+        let t = Tensor::from_array((dims.clone(), data.clone())).unwrap();
+        let out = session.run(vec![(name.clone(), t)]).unwrap();
+        std::hint::black_box(out);
+    })
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let ort_lib = host::up::find_onnxruntime(&root).expect("run scripts/setup.sh first");
+    ort::init_from(ort_lib.display().to_string())
+        .commit()
+        .unwrap();
+    let jpeg = std::fs::read(root.join("tests/fixtures/frame_1080p.jpg"))
+        .expect("run scripts/setup.sh first");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
+    let body = serde_json::json!({ "image": b64 }).to_string();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+
+    // A config with every available model, served over HTTP by an in-process host.
+    let dir = std::env::temp_dir().join(format!("host-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let gateway = free_port();
+    let mut yaml = format!(
+        "settings:\n  bind: 127.0.0.1\n  gateway_port: {gateway}\n  models_root: {}\n  components_dir: {}\n  ort_threads: {threads}\nmodels:\n",
+        root.display(),
+        root.join("components").display()
+    );
+    let mut ports = Vec::new();
+    for m in MODELS.iter().filter(|m| root.join(m.weights).is_file()) {
+        let port = free_port();
+        ports.push((m, port));
+        let classes = if m.classes.is_empty() {
+            String::new()
+        } else {
+            format!("    classes: {}\n", m.classes)
+        };
+        yaml.push_str(&format!(
+            "  {}:\n    implementation: {}\n    port: {port}\n    config: {{weights: {}}}\n{classes}",
+            m.name, m.implementation, m.weights
+        ));
+    }
+    std::fs::write(dir.join("config/models.yaml"), &yaml).unwrap();
+    let file = ModelsFile::parse(&yaml, &dir).unwrap();
+    assert!(file.broken.is_empty(), "{:?}", file.broken);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server_root = dir.clone();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(host::up::run(
+            &server_root,
+            &server_root.join("config/models.yaml"),
+            stop_rx,
+        ))
+        .unwrap();
+    });
+    wait_for(gateway);
+
+    let runtime = Arc::new(Runtime::new(dir.join(".state/cache/components")).unwrap());
+    println!(
+        "1920x1080 JPEG ({} KB), {threads} ORT threads, medians in ms",
+        jpeg.len() / 1024
+    );
+    println!(
+        "{:<20} {:>9} {:>11} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "model", "(a) ORT", "(b) in-proc", "(c) HTTP", "b-a", "c-a", "b/a", "c/a"
+    );
+    for (m, port) in ports {
+        let spec = file.instances.iter().find(|s| s.name == m.name).unwrap();
+        let a = raw_ort(&root.join(m.weights), threads);
+        let (mut loaded, _) = Loaded::load(&runtime, spec, &file.settings).unwrap();
+        let b = measure(Duration::from_secs(4), || {
+            let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
+            let frame = host::frame::decode("image", &req.image, u64::MAX).unwrap();
+            let dets = loaded.detect(&frame, req.threshold).unwrap();
+            std::hint::black_box(host::cvat::detections_json(&dets).to_string());
+        });
+        let url = format!("http://127.0.0.1:{port}/");
+        let c = measure(Duration::from_secs(4), || {
+            let resp = ureq::post(&url)
+                .set("content-type", "application/json")
+                .send_string(&body)
+                .unwrap();
+            std::hint::black_box(resp.into_string().unwrap());
+        });
+        println!(
+            "{:<20} {:>9.2} {:>11.2} {:>9.2} {:>9.2} {:>9.2} {:>7.2} {:>7.2}",
+            m.name,
+            a,
+            b,
+            c,
+            b - a,
+            c - a,
+            b / a,
+            c / a
+        );
+    }
+    // Where (b)'s time goes, for the first model: decode alone.
+    let decode = measure(Duration::from_secs(2), || {
+        let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
+        std::hint::black_box(host::frame::decode("image", &req.image, u64::MAX).unwrap());
+    });
+    println!("of which JSON + base64 + JPEG decode of the frame: {decode:.2} ms");
+    let _ = stop_tx.send(true);
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("host did not start");
+}

@@ -1,0 +1,192 @@
+//! The Nuclio-dashboard-compatible API CVAT talks to (shared/docs/cvat-protocol.md §2, §3.1):
+//! listing and describing functions, and `dashboard` invoke mode. With it CVAT needs no
+//! Nuclio: point `CVAT_NUCLIO_HOST`/`CVAT_NUCLIO_PORT` at the management port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::api_error::ApiError;
+use crate::functions::{description, function_object, labels_from_classes};
+use crate::instance::{Instance, State as InstanceState};
+use crate::server::{invoke, read_body, App};
+
+/// Routes mounted on the management port.
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/functions", get(list))
+        .route("/api/functions/{name}", get(describe_one))
+        .route("/api/function_invocations", any(invocation))
+        .route("/api/function_invocations/{*rest}", any(invocation))
+}
+
+/// One function object; listing never loads a model (labels come from `init` if the
+/// instance ran, else from the component's `describe`).
+async fn function(app: &Arc<App>, inst: &Arc<Instance>) -> Option<Value> {
+    let kind = *inst.kind.as_ref().ok()?;
+    let (app2, inst2) = (app.clone(), inst.clone());
+    let info = tokio::task::spawn_blocking(move || inst2.info(&app2.runtime, &app2.settings))
+        .await
+        .ok()?;
+    let (labels, from_component) = match &info {
+        Ok(i) => (i.labels.clone(), Some(i.description.as_str())),
+        Err(e) => {
+            tracing::warn!(instance = %inst.spec.name, "describe failed, listing configured classes: {e}");
+            (labels_from_classes(&inst.spec), None)
+        }
+    };
+    let state = match inst.status().state {
+        InstanceState::Error => "error",
+        // Unloaded instances load on the first call: ready for CVAT's purposes.
+        _ => "ready",
+    };
+    Some(function_object(
+        &inst.spec,
+        kind,
+        &labels,
+        &description(&inst.spec, kind, from_component),
+        state,
+    ))
+}
+
+async fn list(State(app): State<Arc<App>>) -> Json<Value> {
+    let mut all = Map::new();
+    for inst in &app.instances {
+        if let Some(f) = function(&app, inst).await {
+            all.insert(inst.spec.name.clone(), f);
+        }
+    }
+    Json(Value::Object(all))
+}
+
+fn find<'a>(app: &'a App, name: &str) -> Result<&'a Arc<Instance>, ApiError> {
+    app.instances
+        .iter()
+        .find(|i| i.spec.name == name)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("function `{name}` not found"),
+            )
+        })
+}
+
+async fn describe_one(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let inst = find(&app, &name)?;
+    match function(&app, inst).await {
+        Some(f) => Ok(Json(f)),
+        None => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "function `{name}` is unusable: {}",
+                inst.kind.as_ref().err().cloned().unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// Parse a Go duration as the dashboard does (`120s`, `1m30s`, `500ms`, `1.5h`).
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+async fn invocation(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let Some(name) = header("x-nuclio-function-name") else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing header x-nuclio-function-name",
+        )
+        .into_response();
+    };
+    let timeout = match header("x-nuclio-invoke-timeout") {
+        None => None,
+        Some(t) => match parse_go_duration(t) {
+            Some(d) => Some(d),
+            None => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid x-nuclio-invoke-timeout `{t}`"),
+                )
+                .into_response()
+            }
+        },
+    };
+    let inst = match find(&app, name) {
+        Ok(i) => i.clone(),
+        Err(e) => return e.into_response(),
+    };
+    let body = match read_body(body, app.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let call = invoke(&app, &inst, body);
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(resp) => resp,
+            Err(_) => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("function `{name}` did not answer within {t:?}"),
+            )
+            .into_response(),
+        },
+        None => call.await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("120s"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("soon"), None);
+        assert_eq!(parse_go_duration("10"), None);
+    }
+}
