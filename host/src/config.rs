@@ -95,6 +95,10 @@ pub struct InstanceSpec {
     pub graphs: HashMap<String, PathBuf>,
     pub classes: Vec<String>,
     pub idle_timeout: Duration,
+    /// Requests that may wait for this instance before it answers 503.
+    pub max_queue: usize,
+    /// ONNX Runtime intra-op threads for this instance's sessions (default: settings).
+    pub ort_threads: Option<usize>,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -155,6 +159,10 @@ struct RawInstance {
     classes: Option<Vec<String>>,
     #[serde(default)]
     idle_timeout: Option<Value>,
+    #[serde(default)]
+    max_queue: Option<usize>,
+    #[serde(default)]
+    ort_threads: Option<usize>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -397,6 +405,8 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         graphs,
         classes,
         idle_timeout,
+        max_queue: raw.max_queue.unwrap_or(32).max(1),
+        ort_threads: raw.ort_threads.map(|t| t.max(1)),
     })
 }
 

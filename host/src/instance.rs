@@ -59,9 +59,6 @@ pub struct Instance {
     queue: Arc<Semaphore>,
 }
 
-/// Requests allowed to wait for one instance before it answers 503.
-pub const QUEUE_LIMIT: usize = 32;
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -88,6 +85,7 @@ impl Instance {
             last_load_ms: None,
             compile_cached: None,
         };
+        let queue = Arc::new(Semaphore::new(spec.max_queue));
         Self {
             spec,
             kind,
@@ -97,7 +95,7 @@ impl Instance {
                 status,
                 last_used: None,
             }),
-            queue: Arc::new(Semaphore::new(QUEUE_LIMIT)),
+            queue,
         }
     }
 
@@ -118,7 +116,7 @@ impl Instance {
     }
 
     /// Run `f` on the loaded instance, loading it first if needed. Calls are serialized;
-    /// past [`QUEUE_LIMIT`] waiting requests the answer is 503 with `Retry-After`.
+    /// past the instance's `max_queue` waiting requests the answer is 503 with `Retry-After`.
     pub async fn call<T, F>(
         self: &Arc<Self>,
         rt: &Arc<Runtime>,
@@ -179,6 +177,13 @@ impl Instance {
             )));
         }
         let mut slot = lock(&self.slot);
+        if slot.as_ref().is_some_and(|l| l.is_stale()) {
+            // The component or a model file changed: requests before this one finished on
+            // the old instance (calls are serialized); this one loads the new files.
+            tracing::info!(instance = %self.spec.name, "component or model files changed; reloading");
+            *slot = None;
+            *lock(&self.info) = None;
+        }
         if slot.is_none() {
             self.update(|t| t.status.state = State::Loading);
             match Loaded::load(rt, &self.spec, settings) {
@@ -259,9 +264,21 @@ impl Instance {
             return false;
         }
         drop(slot);
+        release_freed_memory();
         self.update(|t| t.status.state = State::Unloaded);
         tracing::info!(instance = %self.spec.name, "unloaded after {:?} idle", self.spec.idle_timeout);
         true
+    }
+}
+
+/// Hand memory freed by an unload back to the OS. glibc keeps freed heap pages in its
+/// arenas (one per thread that allocated); without a trim an unloaded model's buffers stay
+/// in the process's RSS.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

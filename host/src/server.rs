@@ -85,8 +85,16 @@ async fn method_not_allowed() -> ApiError {
 async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(json!({
         "gateway": SocketAddr::new(app.settings.bind, app.settings.gateway_port).to_string(),
+        "rss_bytes": rss_bytes(),
         "instances": app.statuses(),
     }))
+}
+
+/// The process's resident set size, from /proc (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 async fn health(State((_, inst)): State<InstanceCtx>) -> Json<serde_json::Value> {

@@ -102,6 +102,7 @@ fn cvat_lists_describes_and_invokes_through_the_gateway_and_directly() {
                 port: face,
                 config: &["weights: models/face_detection_short_range.onnx"],
                 classes: Some(&["face"]),
+                extra: &[],
             },
             Inst {
                 name: "yolo",
@@ -109,6 +110,7 @@ fn cvat_lists_describes_and_invokes_through_the_gateway_and_directly() {
                 port: yolo,
                 config: &["weights: tests/fixtures/yolo_v8_test.onnx"],
                 classes: Some(&["red", "green"]),
+                extra: &[],
             },
         ],
     );
@@ -228,6 +230,7 @@ fn generated_nuclio_functions_follow_the_rules_and_forward_for_real() {
             port,
             config: &["weights: tests/fixtures/yolo_v8_test.onnx"],
             classes: Some(&["red", "green"]),
+            extra: &[],
         }],
     );
     let fdir = host.dir.join("nuclio_functions/yolo");

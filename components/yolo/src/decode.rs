@@ -32,9 +32,11 @@ impl Format {
                 } else if known_classes > 0 && b == 5 + known_classes {
                     v5
                 } else if a < b {
-                    v8
+                    // Channels on the shorter axis, as in [1, 84, 8400] and [1, 25200, 85];
+                    // when that reading is impossible, the other one.
+                    v8.or(v5)
                 } else {
-                    v5
+                    v5.or(v8)
                 }
             }
             other => {

@@ -71,6 +71,23 @@ pub struct Loaded {
     deadline: Duration,
     memory_limit: u64,
     name: String,
+    /// The component and model files as they were when loaded.
+    files: Vec<(std::path::PathBuf, Option<FileStamp>)>,
+}
+
+/// What identifies a file's version cheaply: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: std::time::SystemTime,
+}
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: m.len(),
+        modified: m.modified().ok()?,
+    })
 }
 
 /// Figures from a load, for logs and status.
@@ -92,6 +109,11 @@ impl Loaded {
         settings: &crate::config::Settings,
     ) -> Result<(Self, LoadStats), String> {
         let started = Instant::now();
+        // Stamp before reading, so a change during the load is seen as a change.
+        let files: Vec<_> = std::iter::once(&spec.component)
+            .chain(spec.graphs.values())
+            .map(|p| (p.clone(), stamp(p)))
+            .collect();
         let wasm = std::fs::read(&spec.component)
             .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
         let kind = super::kind::kind_of(&wasm)?;
@@ -122,6 +144,7 @@ impl Loaded {
             deadline,
             memory_limit: settings.memory_limit,
             name: spec.name.clone(),
+            files,
         };
         let config = instance_config(spec);
         let info = loaded.init(config).map_err(|e| format!("init: {e}"))?;
@@ -133,6 +156,11 @@ impl Loaded {
                 total: started.elapsed(),
             },
         ))
+    }
+
+    /// Whether the component or a model file changed since this instance was loaded.
+    pub fn is_stale(&self) -> bool {
+        self.files.iter().any(|(p, s)| stamp(p) != *s)
     }
 
     fn init(&mut self, config: wit::InstanceConfig) -> Result<ModelInfo, CallError> {

@@ -57,6 +57,8 @@ pub struct Inst<'a> {
     /// YAML lines under `config:` (already indented by the caller as `key: value`).
     pub config: &'a [&'a str],
     pub classes: Option<&'a [&'a str]>,
+    /// More instance-level YAML lines (`key: value`).
+    pub extra: &'a [&'a str],
 }
 
 impl Host {
@@ -104,6 +106,9 @@ impl Host {
             }
             if let Some(classes) = i.classes {
                 yaml.push_str(&format!("    classes: [{}]\n", classes.join(", ")));
+            }
+            for line in i.extra {
+                yaml.push_str(&format!("    {line}\n"));
             }
         }
         std::fs::write(dir.join("config/models.yaml"), yaml).unwrap();
@@ -198,6 +203,35 @@ pub fn post_raw(port: u16, path: &str, body: &[u8]) -> (u16, Value) {
     let text = resp.into_string().unwrap();
     let json = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text}"));
+    (status, json)
+}
+
+/// POST over a raw socket, ignoring write errors (the server may answer and close before
+/// the body is all sent), then read the answer.
+pub fn post_tolerating_early_answer(port: u16, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let json_start = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(text.len());
+    let body = &text[json_start..];
+    // Chunked or not, the JSON object is the part between the first '{' and the last '}'.
+    let json = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) => serde_json::from_str(&body[a..=b]).unwrap(),
+        _ => panic!("no JSON in {body:?}"),
+    };
     (status, json)
 }
 
