@@ -55,6 +55,8 @@ pub struct Settings {
     pub nuclio_host_url: String,
     /// A generated function listens on its instance's port plus this.
     pub nuclio_port_offset: u16,
+    /// Ports handed to discovered instances (inclusive).
+    pub port_range: (u16, u16),
 }
 
 impl Settings {
@@ -76,6 +78,7 @@ impl Settings {
             nuclio_dir: root.join("nuclio_functions"),
             nuclio_host_url: "http://host.docker.internal".into(),
             nuclio_port_offset: 10000,
+            port_range: (5001, 5999),
         }
     }
 }
@@ -146,6 +149,7 @@ struct RawSettings {
     nuclio_dir: Option<PathBuf>,
     nuclio_host_url: Option<String>,
     nuclio_port_offset: Option<u16>,
+    port_range: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +171,55 @@ struct RawInstance {
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
+}
+
+/// What models.yaml mentions, read loosely (broken entries included): instance names,
+/// ports, implementations and config values. Discovery must not register a folder the
+/// user already refers to.
+#[derive(Debug, Default)]
+pub struct Mentions {
+    pub names: HashSet<String>,
+    pub ports: HashSet<u16>,
+    pub implementations: HashSet<String>,
+    pub config_values: HashSet<String>,
+}
+
+impl Mentions {
+    /// Read `text`; unparseable text mentions nothing.
+    pub fn read(text: &str) -> Self {
+        let mut m = Mentions::default();
+        let Ok(v) = serde_norway::from_str::<Value>(text) else {
+            return m;
+        };
+        if let Some(p) = v
+            .get("settings")
+            .and_then(|s| s.get("gateway_port"))
+            .and_then(Value::as_u64)
+        {
+            m.ports.insert(p as u16);
+        }
+        let Some(models) = v.get("models").and_then(Value::as_mapping) else {
+            return m;
+        };
+        for (k, e) in models {
+            m.names.insert(render(k));
+            if let Some(p) = e.get("port").and_then(Value::as_u64) {
+                m.ports.insert(p as u16);
+            }
+            if let Some(i) = e.get("implementation") {
+                m.implementations.insert(render(i));
+            }
+            for (_, cv) in e
+                .get("config")
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+            {
+                m.config_values.insert(render(cv));
+            }
+        }
+        m
+    }
 }
 
 /// Parse a duration: `300`, `300s`, `5m`, `1h`, `250ms`.
@@ -345,6 +398,20 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     }
     if let Some(v) = raw.nuclio_port_offset {
         s.nuclio_port_offset = v;
+    }
+    if let Some(v) = raw.port_range {
+        let parsed = v
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+        match parsed {
+            Some((a, b)) if a > 0 && a <= b => s.port_range = (a, b),
+            _ => {
+                return Err(field(
+                    "port_range",
+                    format!("expected FIRST-LAST such as 5001-5999, got `{v}`"),
+                ))
+            }
+        }
     }
     Ok(s)
 }

@@ -58,7 +58,7 @@ async fn function(app: &Arc<App>, inst: &Arc<Instance>) -> Option<Value> {
 
 async fn list(State(app): State<Arc<App>>) -> Json<Value> {
     let mut all = Map::new();
-    for inst in &app.instances {
+    for inst in &app.instances() {
         if let Some(f) = function(&app, inst).await {
             all.insert(inst.spec.name.clone(), f);
         }
@@ -66,9 +66,9 @@ async fn list(State(app): State<Arc<App>>) -> Json<Value> {
     Json(Value::Object(all))
 }
 
-fn find<'a>(app: &'a App, name: &str) -> Result<&'a Arc<Instance>, ApiError> {
-    app.instances
-        .iter()
+fn find(app: &App, name: &str) -> Result<Arc<Instance>, ApiError> {
+    app.instances()
+        .into_iter()
         .find(|i| i.spec.name == name)
         .ok_or_else(|| {
             ApiError::new(
@@ -83,7 +83,7 @@ async fn describe_one(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let inst = find(&app, &name)?;
-    match function(&app, inst).await {
+    match function(&app, &inst).await {
         Some(f) => Ok(Json(f)),
         None => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -155,7 +155,7 @@ async fn invocation(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
         },
     };
     let inst = match find(&app, name) {
-        Ok(i) => i.clone(),
+        Ok(i) => i,
         Err(e) => return e.into_response(),
     };
     let body = match read_body(body, app.settings.max_body_bytes).await {

@@ -283,12 +283,12 @@ fn release_freed_memory() {
 }
 
 /// Check every instance for idleness once per `period` until the process ends.
-pub async fn idle_unloader(instances: Vec<Arc<Instance>>, period: Duration) {
+pub async fn idle_unloader(app: Arc<crate::server::App>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
         let now = Instant::now();
-        for inst in &instances {
+        for inst in &app.instances() {
             let inst = inst.clone();
             // Dropping sessions can take a moment; keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || inst.unload_if_idle(now)).await;

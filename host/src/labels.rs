@@ -60,4 +60,6 @@ pub struct LabelSpec {
 pub struct ModelInfo {
     pub labels: Vec<LabelSpec>,
     pub description: String,
+    /// Config keys the component cannot run without.
+    pub needs: Vec<String>,
 }

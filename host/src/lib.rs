@@ -10,6 +10,7 @@
 pub mod api_error;
 pub mod config;
 pub mod cvat;
+pub mod discovery;
 pub mod frame;
 pub mod functions;
 pub mod gateway;
@@ -17,6 +18,9 @@ pub mod instance;
 pub mod labels;
 pub mod nn;
 pub mod nuclio;
+pub mod reconcile;
 pub mod runtime;
 pub mod server;
 pub mod up;
+pub mod watch;
+pub mod yaml_edit;

@@ -2,7 +2,7 @@
 //! and `/health`), and the management router on the gateway port.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::State;
@@ -19,19 +19,48 @@ use crate::instance::{Instance, State as InstanceState, Status};
 use crate::runtime::kind::Kind;
 use crate::runtime::Runtime;
 
-/// Everything the handlers share.
+/// Everything the handlers share. The instance list changes when models.yaml does.
 pub struct App {
     pub runtime: Arc<Runtime>,
     pub settings: Arc<Settings>,
-    pub instances: Vec<Arc<Instance>>,
-    pub broken: Vec<BrokenInstance>,
+    instances: RwLock<Vec<Arc<Instance>>>,
+    broken: RwLock<Vec<BrokenInstance>>,
 }
 
 impl App {
+    /// An app with no instances yet.
+    pub fn new(runtime: Arc<Runtime>, settings: Arc<Settings>) -> Self {
+        Self {
+            runtime,
+            settings,
+            instances: RwLock::new(vec![]),
+            broken: RwLock::new(vec![]),
+        }
+    }
+
+    /// The current instances.
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        self.instances
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the instance list (the reconciler's job).
+    pub fn set_instances(&self, instances: Vec<Arc<Instance>>, broken: Vec<BrokenInstance>) {
+        *self.instances.write().unwrap_or_else(|p| p.into_inner()) = instances;
+        *self.broken.write().unwrap_or_else(|p| p.into_inner()) = broken;
+    }
+
     /// Status of every instance, configured-but-broken ones included.
     pub fn statuses(&self) -> Vec<Status> {
-        let mut all: Vec<Status> = self.instances.iter().map(|i| i.status()).collect();
-        all.extend(self.broken.iter().map(|b| Status {
+        let mut all: Vec<Status> = self.instances().iter().map(|i| i.status()).collect();
+        let broken = self
+            .broken
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        all.extend(broken.iter().map(|b| Status {
             name: b.name.clone(),
             kind: None,
             port: b.port,
@@ -47,10 +76,18 @@ impl App {
     }
 }
 
-type InstanceCtx = (Arc<App>, Arc<Instance>);
+/// The instance a port serves now; swapped when its config changes, so requests in
+/// flight finish on the instance they started on.
+pub type PortSlot = Arc<RwLock<Arc<Instance>>>;
+
+type InstanceCtx = (Arc<App>, PortSlot);
+
+fn current(slot: &PortSlot) -> Arc<Instance> {
+    slot.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
 
 /// The router served on an instance's own port.
-pub fn instance_router(app: Arc<App>, instance: Arc<Instance>) -> Router {
+pub fn instance_router(app: Arc<App>, instance: PortSlot) -> Router {
     Router::new()
         .route("/", post(infer))
         .route("/infer", post(infer))
@@ -97,8 +134,8 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-async fn health(State((_, inst)): State<InstanceCtx>) -> Json<serde_json::Value> {
-    let s = inst.status();
+async fn health(State((_, slot)): State<InstanceCtx>) -> Json<serde_json::Value> {
+    let s = current(&slot).status();
     Json(json!({"status": "ok", "name": s.name, "kind": s.kind, "state": s.state}))
 }
 
@@ -119,7 +156,8 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
-async fn infer(State((app, inst)): State<InstanceCtx>, body: Body) -> Response {
+async fn infer(State((app, slot)): State<InstanceCtx>, body: Body) -> Response {
+    let inst = current(&slot);
     match read_body(body, app.settings.max_body_bytes).await {
         Ok(body) => invoke(&app, &inst, body).await,
         Err(e) => e.into_response(),

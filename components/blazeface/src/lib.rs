@@ -71,6 +71,7 @@ fn model_info(label: String) -> ModelInfo {
             svg: None,
         }],
         description: "MediaPipe BlazeFace short-range face detector".into(),
+        needs: vec!["weights".into()],
     }
 }
 

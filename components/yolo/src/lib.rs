@@ -69,6 +69,7 @@ fn model_info(names: &[String], format: &str) -> ModelInfo {
             })
             .collect(),
         description: format!("YOLO detector ({format}), {} classes", names.len()),
+        needs: vec!["weights".into()],
     }
 }
 

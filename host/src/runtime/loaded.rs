@@ -140,6 +140,7 @@ impl Loaded {
             info: ModelInfo {
                 labels: vec![],
                 description: String::new(),
+                needs: vec![],
             },
             deadline,
             memory_limit: settings.memory_limit,
@@ -342,6 +343,7 @@ pub fn shape_name(s: wit::ShapeType) -> &'static str {
 fn model_info(info: wit::ModelInfo) -> ModelInfo {
     ModelInfo {
         description: info.description,
+        needs: info.needs,
         labels: info
             .labels
             .into_iter()

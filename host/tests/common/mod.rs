@@ -65,7 +65,9 @@ impl Host {
     /// Write a config with `settings` lines and `instances`, start the host, wait until
     /// its management API answers.
     pub fn start(settings: &[&str], instances: &[Inst]) -> Host {
-        let dir = std::env::temp_dir().join(format!(
+        // Under the repository's target/ so that the models root (the repository) holds
+        // the test's own components folder too.
+        let dir = repo().join("target/test-roots").join(format!(
             "host-test-{}-{}",
             std::process::id(),
             std::time::SystemTime::now()
@@ -80,9 +82,12 @@ impl Host {
             ("blazeface", "components/blazeface"),
             ("hostile", "tests/components/hostile"),
         ] {
-            need(&format!("{src}/component.wasm"));
-            std::os::unix::fs::symlink(repo().join(src), dir.join("components").join(name))
-                .unwrap();
+            // Only the components the instances use: discovery would register any other.
+            if instances.iter().any(|i| i.implementation == name) {
+                need(&format!("{src}/component.wasm"));
+                std::os::unix::fs::symlink(repo().join(src), dir.join("components").join(name))
+                    .unwrap();
+            }
         }
         let gateway = free_port();
         let mut yaml = format!(
@@ -150,6 +155,23 @@ impl Host {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("host did not become ready:\n{}", self.log());
+    }
+
+    /// The models.yaml the host runs from.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config/models.yaml")
+    }
+
+    /// Wait until the log contains `needle` (at least `count` times).
+    pub fn wait_log(&self, needle: &str, count: usize, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().matches(needle).count() >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("log never had {count}x {needle:?}:\n{}", self.log());
     }
 
     /// Everything the host logged so far.

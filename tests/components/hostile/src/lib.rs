@@ -38,6 +38,7 @@ impl exports::cvat::model::detector::Guest for Hostile {
         ModelInfo {
             labels: vec![],
             description: "misbehaves on request".into(),
+            needs: vec![],
         }
     }
 
@@ -45,6 +46,7 @@ impl exports::cvat::model::detector::Guest for Hostile {
         Ok(ModelInfo {
             labels: vec![],
             description: "misbehaves on request".into(),
+            needs: vec![],
         })
     }
 
