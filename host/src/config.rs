@@ -335,15 +335,23 @@ impl ModelsFile {
                 .and_then(|p| u16::try_from(p).ok());
             match parse_instance(&name, value, &settings) {
                 Ok(spec) if !ports.insert(spec.port) => broken.push(BrokenInstance {
-                    error: format!(
-                        "port {} is already used by another instance or the gateway",
-                        spec.port
+                    error: locate(
+                        text,
+                        &name,
+                        &format!(
+                            "port: {} is already used by another instance or the gateway",
+                            spec.port
+                        ),
                     ),
                     name,
                     port,
                 }),
                 Ok(spec) => instances.push(spec),
-                Err(error) => broken.push(BrokenInstance { name, port, error }),
+                Err(error) => broken.push(BrokenInstance {
+                    error: locate(text, &name, &error),
+                    name,
+                    port,
+                }),
             }
         }
         Ok(Self {
@@ -351,6 +359,62 @@ impl ModelsFile {
             instances,
             broken,
         })
+    }
+}
+
+/// Prefix `error` with where it is: `line N: instance `name`, field `f`: ...`. The field
+/// comes from the error text (`config.weights: ...`, ``unknown field `foo` ``); the line is
+/// that field's line inside the instance's block, else the instance's own line.
+fn locate(text: &str, name: &str, error: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let key_line = lines.iter().position(|l| {
+        let t = l.trim_start();
+        l.len() > t.len()
+            && (t.starts_with(&format!("{name}:")) || t.starts_with(&format!("\"{name}\":")))
+    });
+    let field = error
+        .split_once('`')
+        .and_then(|(before, rest)| {
+            before
+                .contains("field")
+                .then(|| rest.split('`').next())
+                .flatten()
+        })
+        .or_else(|| {
+            error
+                .split_once(':')
+                .map(|(f, _)| f)
+                .filter(|f| !f.contains(' '))
+        });
+    let Some(start) = key_line else {
+        return format!("instance `{name}`: {error}");
+    };
+    let indent = lines[start].len() - lines[start].trim_start().len();
+    let block: Vec<(usize, &str)> = lines[start + 1..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .enumerate()
+        .map(|(i, l)| (start + 1 + i, *l))
+        .collect();
+    // `config.weights`: the `weights:` line, else the `config:` line (a flow mapping).
+    let field_line = field.and_then(|f| {
+        let parts = [
+            f.rsplit('.').next().unwrap_or(f),
+            f.split('.').next().unwrap_or(f),
+        ];
+        parts.iter().find_map(|p| {
+            block
+                .iter()
+                .find(|(_, l)| l.trim_start().starts_with(&format!("{p}:")))
+                .map(|(i, _)| *i)
+        })
+    });
+    let line = field_line.unwrap_or(start) + 1;
+    match field {
+        Some(f) if !error.starts_with(&format!("{f}:")) && !error.contains(&format!("`{f}`")) => {
+            format!("line {line}: instance `{name}`, field `{f}`: {error}")
+        }
+        _ => format!("line {line}: instance `{name}`: {error}"),
     }
 }
 
@@ -530,9 +594,39 @@ mod tests {
             .map(|b| (b.name.as_str(), b.error.as_str()))
             .collect();
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].1.contains("no component"));
-        assert!(errors[1].1.contains("port 5001"));
-        assert!(errors[2].1.contains("config.weights"));
+        assert!(
+            errors[0]
+                .1
+                .starts_with("line 7: instance `b`: implementation: no component"),
+            "{}",
+            errors[0].1
+        );
+        assert!(
+            errors[1]
+                .1
+                .starts_with("line 11: instance `c`: port: 5001 is already used"),
+            "{}",
+            errors[1].1
+        );
+        assert!(
+            errors[2]
+                .1
+                .starts_with("line 15: instance `d`: config.weights"),
+            "{}",
+            errors[2].1
+        );
+        let f = ModelsFile::parse(
+            "models:\n  e:\n    implementation: good\n    port: 5005\n    colour: red\n",
+            &dir,
+        )
+        .unwrap();
+        assert!(
+            f.broken[0]
+                .error
+                .starts_with("line 5: instance `e`: unknown field `colour`"),
+            "{}",
+            f.broken[0].error
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
