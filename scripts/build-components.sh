@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build every guest component crate to a wasm32-wasip2 component and copy it to
+# Build every guest component crate (of the given workspaces, default components/ and
+# tests/components/) to a wasm32-wasip2 component and copy it to
 # <crate folder>/component.wasm, where the host looks for it. Offline recipe from
 # shared/docs/toolchain.md: Debian's rustc-web 1.96 + its std source (build-std).
 # Incremental: cargo only rebuilds what changed; the std build is cached in the target dir.
@@ -27,7 +28,10 @@ build_workspace() {
     done
 }
 
-build_workspace "$root/components"
-if [ -f "$root/tests/components/Cargo.toml" ]; then
+# Arguments: guest workspaces to build (default: components/ and tests/components/).
+if [ $# -gt 0 ]; then
+    for ws in "$@"; do build_workspace "$(cd "$ws" && pwd)"; done
+else
+    build_workspace "$root/components"
     build_workspace "$root/tests/components"
 fi

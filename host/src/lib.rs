@@ -20,6 +20,7 @@ pub mod nn;
 pub mod nuclio;
 pub mod reconcile;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod up;
 pub mod watch;

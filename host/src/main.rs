@@ -31,6 +31,13 @@ enum Command {
     Up,
     /// Write nuclio_functions/<instance>/ for every instance (also done by `up`).
     Nuclio,
+    /// Scaffold a component crate under components/ that builds and passes a smoke test.
+    New {
+        /// detector (tracker, interactor and reid come with their serving support)
+        kind: String,
+        /// Crate and folder name: lowercase letters, digits and '-'.
+        name: String,
+    },
     /// Show every instance of the running host.
     Status {
         /// Print JSON for scripts.
@@ -49,6 +56,15 @@ fn main() -> anyhow::Result<()> {
         Command::Up => up(cli.root, config),
         Command::Status { json } => status(&cli.root, &config, json),
         Command::Nuclio => nuclio(&cli.root, &config),
+        Command::New { kind, name } => {
+            let files = host::scaffold::new_component(&cli.root.join("components"), &kind, &name)
+                .map_err(anyhow::Error::msg)?;
+            for f in files {
+                println!("wrote {f}");
+            }
+            println!("next: scripts/build-components.sh, then put the model at components/{name}/model.onnx (discovery registers it) or reference `implementation: {name}` in models.yaml");
+            Ok(())
+        }
     }
 }
 
