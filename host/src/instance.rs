@@ -2,6 +2,7 @@
 //! arrive together), serialized calls, bounded queue, idle unload, and the status each
 //! instance reports.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +13,7 @@ use tokio::sync::Semaphore;
 use crate::api_error::ApiError;
 use crate::config::{InstanceSpec, Settings};
 use crate::labels::ModelInfo;
+use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::{kind_of, Kind};
 use crate::runtime::loaded::{self, CallError, Loaded};
 use crate::runtime::Runtime;
@@ -40,11 +42,16 @@ pub struct Status {
     pub last_used: Option<u64>,
     pub last_load_ms: Option<u64>,
     pub compile_cached: Option<bool>,
+    /// Linear memory of the loaded component (model sessions live outside it).
+    pub wasm_memory_bytes: u64,
+    /// Where inference runs.
+    pub device: String,
 }
 
 struct Tracking {
     status: Status,
     last_used: Option<Instant>,
+    memory: Option<Arc<AtomicU64>>,
 }
 
 /// One configured model instance.
@@ -57,6 +64,8 @@ pub struct Instance {
     info: Mutex<Option<ModelInfo>>,
     tracking: Mutex<Tracking>,
     queue: Arc<Semaphore>,
+    /// Counters and latency histograms for `/metrics`.
+    pub metrics: InstanceMetrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +93,8 @@ impl Instance {
             last_used: None,
             last_load_ms: None,
             compile_cached: None,
+            wasm_memory_bytes: 0,
+            device: "cpu".into(),
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));
         Self {
@@ -94,14 +105,19 @@ impl Instance {
             tracking: Mutex::new(Tracking {
                 status,
                 last_used: None,
+                memory: None,
             }),
             queue,
+            metrics: InstanceMetrics::default(),
         }
     }
 
     /// A snapshot of the instance's status.
     pub fn status(&self) -> Status {
-        lock(&self.tracking).status.clone()
+        let t = lock(&self.tracking);
+        let mut s = t.status.clone();
+        s.wasm_memory_bytes = t.memory.as_ref().map_or(0, |m| m.load(Ordering::Relaxed));
+        s
     }
 
     /// Mark the instance as failed outside a request (e.g. its port could not be bound).
@@ -201,6 +217,10 @@ impl Instance {
                         t.status.compile_cached = Some(stats.compile_cached);
                     });
                     *lock(&self.info) = Some(loaded.info.clone());
+                    self.metrics.loads.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.load_time.observe(stats.total);
+                    let memory = loaded.memory_counter();
+                    self.update(|t| t.memory = Some(memory));
                     *slot = Some(loaded);
                 }
                 Err(e) => {
@@ -217,7 +237,12 @@ impl Instance {
             }
         }
         let loaded = slot.as_mut().expect("loaded above");
-        match f(loaded) {
+        let started = Instant::now();
+        let result = f(loaded);
+        self.metrics.stage(Stage::Component, started.elapsed());
+        self.metrics
+            .stage(Stage::Inference, loaded.take_inference_time());
+        match result {
             Ok(v) => Ok(v),
             Err(CallError::InvalidInput(m)) => Err(ApiError::new(StatusCode::BAD_REQUEST, m)),
             Err(CallError::Failed(m)) => Err(internal(m)),
@@ -228,6 +253,7 @@ impl Instance {
                 self.update(|t| {
                     t.status.state = State::Unloaded;
                     t.status.error = Some(m.clone());
+                    t.memory = None;
                 });
                 Err(internal(m))
             }
@@ -265,7 +291,11 @@ impl Instance {
         }
         drop(slot);
         release_freed_memory();
-        self.update(|t| t.status.state = State::Unloaded);
+        self.metrics.unloads.fetch_add(1, Ordering::Relaxed);
+        self.update(|t| {
+            t.status.state = State::Unloaded;
+            t.memory = None;
+        });
         tracing::info!(instance = %self.spec.name, "unloaded after {:?} idle", self.spec.idle_timeout);
         true
     }

@@ -10,12 +10,14 @@
 pub mod api_error;
 pub mod config;
 pub mod cvat;
+pub mod daemon;
 pub mod discovery;
 pub mod frame;
 pub mod functions;
 pub mod gateway;
 pub mod instance;
 pub mod labels;
+pub mod metrics;
 pub mod nn;
 pub mod nuclio;
 pub mod reconcile;

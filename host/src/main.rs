@@ -1,12 +1,13 @@
 //! The `host` command line.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use host::daemon::{Running, StateDir};
 
 #[derive(Parser)]
 #[command(
@@ -19,7 +20,7 @@ struct Cli {
     #[arg(long, global = true, default_value = ".")]
     root: PathBuf,
     /// The models file (default: <root>/config/models.yaml).
-    #[arg(long, short = 'f', global = true)]
+    #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -27,8 +28,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every instance in the foreground; Ctrl-C stops gracefully.
-    Up,
+    /// Serve every instance; Ctrl-C stops gracefully. `-d` detaches (like docker compose).
+    Up {
+        /// Run in the background: pid and log files under <root>/.state/; returns once every
+        /// instance port is listening, or says which failed.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Log format: text, or json (one object per line, for log shippers).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+    /// Stop the detached host: stop accepting, finish in-flight requests, unload, exit.
+    Down {
+        /// Seconds to wait for a graceful stop before killing it.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// The detached host's logs.
+    Logs {
+        /// Keep printing new lines.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only lines about this instance.
+        instance: Option<String>,
+    },
     /// Write nuclio_functions/<instance>/ for every instance (also done by `up`).
     Nuclio,
     /// Scaffold a component crate under components/ that builds and passes a smoke test.
@@ -53,7 +76,16 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| cli.root.join("config/models.yaml"));
     match cli.command {
-        Command::Up => up(cli.root, config),
+        Command::Up {
+            detach: false,
+            log_format,
+        } => up(cli.root, config, &log_format),
+        Command::Up {
+            detach: true,
+            log_format,
+        } => up_detached(&cli.root, &config, &log_format),
+        Command::Down { timeout } => down(&cli.root, Duration::from_secs(timeout)),
+        Command::Logs { follow, instance } => logs(&cli.root, follow, instance.as_deref()),
         Command::Status { json } => status(&cli.root, &config, json),
         Command::Nuclio => nuclio(&cli.root, &config),
         Command::New { kind, name } => {
@@ -68,15 +100,30 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn up(root: PathBuf, config: PathBuf) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ort=warn".into()),
-        )
-        .init();
+fn up(root: PathBuf, config: PathBuf, log_format: &str) -> anyhow::Result<()> {
+    let state = StateDir::new(&root);
+    if let Running::Yes(pid) = state.running() {
+        if pid != std::process::id() as i32 {
+            anyhow::bail!("a detached host is already running here (pid {pid}); `host down` first");
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,ort=warn".into());
+    let ansi = std::io::stdout().is_terminal();
+    if log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .init();
+    }
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -87,7 +134,156 @@ fn up(root: PathBuf, config: PathBuf) -> anyhow::Result<()> {
             let _ = tx.send(true);
         });
         host::up::run(&root, &config, rx).await
-    })
+    });
+    // A detached host removes its own pid file on the way out.
+    if state.running() == Running::Yes(std::process::id() as i32) {
+        let _ = std::fs::remove_file(state.pid_file());
+    }
+    result
+}
+
+/// The gateway address to talk to (loopback when the host binds every address).
+fn gateway_addr(root: &Path, config: &Path) -> anyhow::Result<SocketAddr> {
+    let file = host::config::ModelsFile::load(config, root)?;
+    let ip = match file.settings.bind {
+        IpAddr::V4(v) if v.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        other => other,
+    };
+    Ok(SocketAddr::new(ip, file.settings.gateway_port))
+}
+
+fn up_detached(root: &Path, config: &Path, log_format: &str) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let state = StateDir::new(root);
+    match state.running() {
+        Running::Yes(pid) => anyhow::bail!("already running (pid {pid}); `host down` first"),
+        Running::Stale(pid) => {
+            eprintln!("removed a stale pid file (pid {pid} is not a running host)")
+        }
+        Running::No => {}
+    }
+    let gateway = gateway_addr(root, config)?;
+    std::fs::create_dir_all(&state.dir)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.log_file())?;
+    let root_abs = root.canonicalize()?;
+    let config_abs = config.canonicalize()?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("--root")
+        .arg(&root_abs)
+        .arg("--config")
+        .arg(&config_abs)
+        .args(["up", "--log-format", log_format]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the host")?;
+    let pid = child.id() as i32;
+    state.write_pid(pid)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(code) = child.try_wait()? {
+            let _ = std::fs::remove_file(state.pid_file());
+            let text = std::fs::read_to_string(state.log_file()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            anyhow::bail!(
+                "the host exited ({code}); last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        match http_get(gateway, "/readyz") {
+            Ok((200, _)) => break,
+            Ok((503, body)) if body.contains("ports not bound") => {
+                eprintln!(
+                    "warning: {}",
+                    serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["error"].as_str().map(String::from))
+                        .unwrap_or(body)
+                );
+                break;
+            }
+            _ => {}
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the host did not become ready in time; see {}",
+            state.log_file().display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "host running in the background (pid {pid}), gateway {gateway}, log {}",
+        state.log_file().display()
+    );
+    status(root, config, false)
+}
+
+fn down(root: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let state = StateDir::new(root);
+    match state.running() {
+        Running::No => println!("host is not running"),
+        Running::Stale(pid) => {
+            println!("host is not running (removed a stale pid file naming pid {pid})")
+        }
+        Running::Yes(pid) => {
+            let killed = host::daemon::stop(pid, timeout)?;
+            let _ = std::fs::remove_file(state.pid_file());
+            if killed {
+                println!(
+                    "host (pid {pid}) did not stop within {}s and was killed",
+                    timeout.as_secs()
+                );
+            } else {
+                println!("host stopped (pid {pid})");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn logs(root: &Path, follow: bool, instance: Option<&str>) -> anyhow::Result<()> {
+    let path = StateDir::new(root).log_file();
+    let mut file = std::fs::File::open(&path).with_context(|| {
+        format!(
+            "no log at {} (the detached host writes it: `host up -d`)",
+            path.display()
+        )
+    })?;
+    let keep = |line: &str| match instance {
+        None => true,
+        Some(i) => {
+            line.contains(&format!("instance={i}"))
+                || line.contains(&format!("\"instance\":\"{i}\""))
+        }
+    };
+    let mut pending = String::new();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut chunk = String::new();
+        file.read_to_string(&mut chunk)?;
+        pending.push_str(&chunk);
+        while let Some(nl) = pending.find('\n') {
+            let line: String = pending.drain(..=nl).collect();
+            if keep(&line) {
+                out.write_all(line.as_bytes())?;
+            }
+        }
+        out.flush()?;
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Generate the Nuclio functions and say what changed.
@@ -125,15 +321,11 @@ fn nuclio(root: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()
 }
 
 /// Ask the running host's management API for its status.
-fn status(root: &std::path::Path, config: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let file = host::config::ModelsFile::load(config, root)?;
-    let ip = match file.settings.bind {
-        IpAddr::V4(v) if v.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
-        other => other,
-    };
-    let addr = SocketAddr::new(ip, file.settings.gateway_port);
+fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
+    let addr = gateway_addr(root, config)?;
     let body = match http_get(addr, "/api/status") {
-        Ok(b) => b,
+        Ok((200, b)) => b,
+        Ok((code, b)) => anyhow::bail!("the host answered {code}: {b}"),
         Err(e) => {
             eprintln!("host is not running (nothing answers on {addr}: {e})");
             std::process::exit(3);
@@ -145,19 +337,35 @@ fn status(root: &std::path::Path, config: &std::path::Path, json: bool) -> anyho
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!("gateway {}", value["gateway"].as_str().unwrap_or("?"));
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
     println!(
-        "{:<24} {:<11} {:>6}  {:<9} {:>8}  error",
-        "NAME", "KIND", "PORT", "STATE", "REQUESTS"
+        "gateway {}   host RSS {}",
+        value["gateway"].as_str().unwrap_or("?"),
+        value["rss_bytes"]
+            .as_u64()
+            .map(mib)
+            .unwrap_or_else(|| "?".into())
     );
+    println!(
+        "{:<22} {:<10} {:>5}  {:<8} {:>10} {:<6} {:>8} {:>9}  ERROR",
+        "NAME", "KIND", "PORT", "STATE", "WASM MEM", "DEVICE", "REQUESTS", "LAST USED"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     for i in value["instances"].as_array().into_iter().flatten() {
         let s = |k: &str| {
             i[k].as_str()
                 .map(String::from)
                 .unwrap_or_else(|| "-".into())
         };
+        let last = i["last_used"]
+            .as_u64()
+            .map(|t| format!("{}s ago", now.saturating_sub(t)))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<24} {:<11} {:>6}  {:<9} {:>8}  {}",
+            "{:<22} {:<10} {:>5}  {:<8} {:>10} {:<6} {:>8} {:>9}  {}",
             s("name"),
             s("kind"),
             i["port"]
@@ -165,15 +373,19 @@ fn status(root: &std::path::Path, config: &std::path::Path, json: bool) -> anyho
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into()),
             s("state"),
+            mib(i["wasm_memory_bytes"].as_u64().unwrap_or(0)),
+            s("device"),
             i["requests"].as_u64().unwrap_or(0),
+            last,
             i["error"].as_str().unwrap_or("")
         );
     }
     Ok(())
 }
 
-/// A minimal HTTP/1.0 GET (the host only ever talks to itself on loopback here).
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+/// A minimal HTTP/1.0 GET (the host only ever talks to itself on loopback here): status
+/// and body.
+fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -185,10 +397,10 @@ fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let (head, body) = resp
         .split_once("\r\n\r\n")
         .context("malformed HTTP response")?;
-    anyhow::ensure!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "unexpected answer: {}",
-        head.lines().next().unwrap_or("")
-    );
-    Ok(body.to_string())
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("malformed status line")?;
+    Ok((code, body.to_string()))
 }

@@ -16,6 +16,7 @@ use crate::api_error::ApiError;
 use crate::config::{BrokenInstance, Settings};
 use crate::cvat::{detections_json, DetectorRequest};
 use crate::instance::{Instance, State as InstanceState, Status};
+use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::Kind;
 use crate::runtime::Runtime;
 
@@ -25,6 +26,7 @@ pub struct App {
     pub settings: Arc<Settings>,
     instances: RwLock<Vec<Arc<Instance>>>,
     broken: RwLock<Vec<BrokenInstance>>,
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -35,7 +37,18 @@ impl App {
             settings,
             instances: RwLock::new(vec![]),
             broken: RwLock::new(vec![]),
+            ready: Default::default(),
         }
+    }
+
+    /// Whether the first reconciliation has run.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Mark the first reconciliation done.
+    pub fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The current instances.
@@ -71,6 +84,8 @@ impl App {
             last_used: None,
             last_load_ms: None,
             compile_cached: None,
+            wasm_memory_bytes: 0,
+            device: "cpu".into(),
         }));
         all
     }
@@ -103,9 +118,69 @@ pub fn management_router(app: Arc<App>) -> Router {
         .route("/api/status", get(status))
         .merge(crate::gateway::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
+}
+
+/// Ready once the config is applied and every instance's port is bound.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let statuses = app.statuses();
+    let unbound: Vec<&str> = statuses
+        .iter()
+        .filter(|s| {
+            s.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cannot listen"))
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if !app.is_ready() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: the config is not applied yet",
+        )
+        .into_response();
+    }
+    if !unbound.is_empty() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ports not bound for: {}", unbound.join(", ")),
+        )
+        .into_response();
+    }
+    Json(json!({"status": "ready", "instances": statuses.len()})).into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let instances = app.instances();
+    let statuses: Vec<Status> = instances.iter().map(|i| i.status()).collect();
+    let samples: Vec<crate::metrics::Sample> = instances
+        .iter()
+        .zip(&statuses)
+        .map(|(i, s)| crate::metrics::Sample {
+            name: &i.spec.name,
+            state: match s.state {
+                InstanceState::Unloaded => "unloaded",
+                InstanceState::Loading => "loading",
+                InstanceState::Ready => "ready",
+                InstanceState::Error => "error",
+            },
+            metrics: &i.metrics,
+            wasm_memory_bytes: s.wasm_memory_bytes,
+        })
+        .collect();
+    let text = crate::metrics::render(&samples, rss_bytes());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -166,6 +241,17 @@ async fn infer(State((app, slot)): State<InstanceCtx>, body: Body) -> Response {
 
 /// Run one CVAT request on `inst` and answer as the function would.
 pub async fn invoke(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Response {
+    let started = std::time::Instant::now();
+    let response = invoke_inner(app, inst, body).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    inst.metrics.stage(Stage::Total, elapsed);
+    inst.metrics.outcome(InstanceMetrics::outcome_of(status));
+    tracing::info!(instance = %inst.spec.name, status, ms = elapsed.as_millis() as u64, "request");
+    response
+}
+
+async fn invoke_inner(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Response {
     let result = async {
         match &inst.kind {
             Ok(Kind::Detector) => detect(app, inst, body).await,
@@ -197,6 +283,7 @@ async fn detect(
     let req = DetectorRequest::parse(&body)?;
     drop(body);
     let max_pixels = app.settings.max_image_pixels;
+    let decode_started = std::time::Instant::now();
     let frame =
         tokio::task::spawn_blocking(move || crate::frame::decode("image", &req.image, max_pixels))
             .await
@@ -206,6 +293,7 @@ async fn detect(
                     format!("decode task failed: {e}"),
                 )
             })??;
+    inst.metrics.stage(Stage::Decode, decode_started.elapsed());
     let threshold = req.threshold;
     let detections = inst
         .call(&app.runtime, &app.settings, move |m| {

@@ -72,6 +72,7 @@ pub async fn run(
 
     let mut reconciler = Reconciler::new(app.clone(), shutdown.clone());
     reconciler.apply(&file).await;
+    app.set_ready();
     regenerate_nuclio(&app);
     let unloader = tokio::spawn(idle_unloader(app.clone(), Duration::from_secs(1)));
     tracing::info!("ready");

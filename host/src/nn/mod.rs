@@ -61,6 +61,8 @@ pub struct NnCtx {
     loaded: HashMap<String, GraphHandle>,
     options: SessionOptions,
     limits: NnLimits,
+    /// Time spent inside ONNX Runtime since the host last took it.
+    pub inference_time: std::time::Duration,
 }
 
 impl NnCtx {
@@ -71,6 +73,7 @@ impl NnCtx {
             loaded: HashMap::new(),
             options,
             limits,
+            inference_time: Default::default(),
         }
     }
 
@@ -193,7 +196,10 @@ impl inference::HostGraphExecutionContext for NnHost<'_> {
         for (name, t) in inputs {
             named.push((name, table.delete(t)?));
         }
-        let outputs = match g.run(named) {
+        let started = std::time::Instant::now();
+        let result = g.run(named);
+        self.ctx.inference_time += started.elapsed();
+        let outputs = match result {
             Ok(o) => o,
             Err(e) => {
                 let e = NnError {

@@ -159,6 +159,16 @@ impl Loaded {
         ))
     }
 
+    /// The counter of this instance's linear memory, in bytes.
+    pub fn memory_counter(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.store.data().limits.memory_bytes.clone()
+    }
+
+    /// Time spent in inference since the last call.
+    pub fn take_inference_time(&mut self) -> Duration {
+        self.store.data_mut().take_inference_time()
+    }
+
     /// Whether the component or a model file changed since this instance was loaded.
     pub fn is_stale(&self) -> bool {
         self.files.iter().any(|(p, s)| stamp(p) != *s)

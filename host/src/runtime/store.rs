@@ -1,11 +1,12 @@
 //! Per-instance store data: an empty WASI, the wasi-nn context, resource limits and a
 //! bounded capture of the component's stdout/stderr.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -17,8 +18,53 @@ pub struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
     nn: NnCtx,
-    pub limits: StoreLimits,
+    pub limits: TrackedLimits,
     pub log: GuestLog,
+}
+
+/// [`StoreLimits`] that also count the linear memory the component holds, so status and
+/// metrics can read it without entering the store.
+pub struct TrackedLimits {
+    inner: StoreLimits,
+    /// Bytes of linear memory currently allocated.
+    pub memory_bytes: Arc<AtomicU64>,
+}
+
+impl ResourceLimiter for TrackedLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.memory_bytes
+                .fetch_add(desired.saturating_sub(current) as u64, Ordering::Relaxed);
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 impl StoreState {
@@ -38,6 +84,10 @@ impl StoreState {
             .table_elements(1 << 20)
             .trap_on_grow_failure(true)
             .build();
+        let limits = TrackedLimits {
+            inner: limits,
+            memory_bytes: Arc::new(AtomicU64::new(0)),
+        };
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -45,6 +95,11 @@ impl StoreState {
             limits,
             log,
         }
+    }
+
+    /// Time spent in inference since the last call, and reset.
+    pub fn take_inference_time(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.nn.inference_time)
     }
 }
 

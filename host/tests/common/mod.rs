@@ -41,6 +41,64 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A project root under target/test-roots with a models.yaml of `settings` lines and
+/// `instances`, and the components they use. Returns the root and its gateway port.
+pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
+    // Under the repository's target/ so that the models root (the repository) holds
+    // the test's own components folder too.
+    let dir = repo().join("target/test-roots").join(format!(
+        "host-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(dir.join("components")).unwrap();
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    for (name, src) in [
+        ("yolo", "components/yolo"),
+        ("blazeface", "components/blazeface"),
+        ("hostile", "tests/components/hostile"),
+    ] {
+        // Only the components the instances use: discovery would register any other.
+        if instances.iter().any(|i| i.implementation == name) {
+            need(&format!("{src}/component.wasm"));
+            std::os::unix::fs::symlink(repo().join(src), dir.join("components").join(name))
+                .unwrap();
+        }
+    }
+    let gateway = free_port();
+    let mut yaml = format!(
+        "settings:\n  bind: 127.0.0.1\n  gateway_port: {gateway}\n  models_root: {}\n",
+        repo().display()
+    );
+    for s in settings {
+        yaml.push_str(&format!("  {s}\n"));
+    }
+    yaml.push_str("models:\n");
+    for i in instances {
+        yaml.push_str(&format!(
+            "  {}:\n    implementation: {}\n    port: {}\n",
+            i.name, i.implementation, i.port
+        ));
+        if !i.config.is_empty() {
+            yaml.push_str("    config:\n");
+            for c in i.config {
+                yaml.push_str(&format!("      {c}\n"));
+            }
+        }
+        if let Some(classes) = i.classes {
+            yaml.push_str(&format!("    classes: [{}]\n", classes.join(", ")));
+        }
+        for line in i.extra {
+            yaml.push_str(&format!("    {line}\n"));
+        }
+    }
+    std::fs::write(dir.join("config/models.yaml"), yaml).unwrap();
+    (dir, gateway)
+}
+
 /// A running host, killed on drop.
 pub struct Host {
     child: Child,
@@ -65,58 +123,7 @@ impl Host {
     /// Write a config with `settings` lines and `instances`, start the host, wait until
     /// its management API answers.
     pub fn start(settings: &[&str], instances: &[Inst]) -> Host {
-        // Under the repository's target/ so that the models root (the repository) holds
-        // the test's own components folder too.
-        let dir = repo().join("target/test-roots").join(format!(
-            "host-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(dir.join("components")).unwrap();
-        std::fs::create_dir_all(dir.join("config")).unwrap();
-        for (name, src) in [
-            ("yolo", "components/yolo"),
-            ("blazeface", "components/blazeface"),
-            ("hostile", "tests/components/hostile"),
-        ] {
-            // Only the components the instances use: discovery would register any other.
-            if instances.iter().any(|i| i.implementation == name) {
-                need(&format!("{src}/component.wasm"));
-                std::os::unix::fs::symlink(repo().join(src), dir.join("components").join(name))
-                    .unwrap();
-            }
-        }
-        let gateway = free_port();
-        let mut yaml = format!(
-            "settings:\n  bind: 127.0.0.1\n  gateway_port: {gateway}\n  models_root: {}\n",
-            repo().display()
-        );
-        for s in settings {
-            yaml.push_str(&format!("  {s}\n"));
-        }
-        yaml.push_str("models:\n");
-        for i in instances {
-            yaml.push_str(&format!(
-                "  {}:\n    implementation: {}\n    port: {}\n",
-                i.name, i.implementation, i.port
-            ));
-            if !i.config.is_empty() {
-                yaml.push_str("    config:\n");
-                for c in i.config {
-                    yaml.push_str(&format!("      {c}\n"));
-                }
-            }
-            if let Some(classes) = i.classes {
-                yaml.push_str(&format!("    classes: [{}]\n", classes.join(", ")));
-            }
-            for line in i.extra {
-                yaml.push_str(&format!("    {line}\n"));
-            }
-        }
-        std::fs::write(dir.join("config/models.yaml"), yaml).unwrap();
+        let (dir, gateway) = make_root(settings, instances);
         let log = dir.join("host.log");
         let child = Command::new(env!("CARGO_BIN_EXE_host"))
             .args(["--root"])
