@@ -166,7 +166,7 @@ fn main() {
         let b = measure(Duration::from_secs(4), || {
             let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
             let frame = host::frame::decode("image", &req.image, u64::MAX).unwrap();
-            let dets = loaded.detect(&frame, req.threshold).unwrap();
+            let dets = loaded.detect(frame, req.threshold).unwrap();
             std::hint::black_box(host::cvat::detections_json(&dets).to_string());
         });
         let url = format!("http://127.0.0.1:{port}/");

@@ -297,7 +297,7 @@ async fn detect(
     let threshold = req.threshold;
     let detections = inst
         .call(&app.runtime, &app.settings, move |m| {
-            m.detect(&frame, threshold)
+            m.detect(frame, threshold)
         })
         .await?;
     Ok(detections_json(&detections))

@@ -94,6 +94,7 @@ impl NnCtx {
             });
         };
         let started = std::time::Instant::now();
+        tracing::info!(graph = name, path = %path.display(), "loading graph");
         let g = OnnxGraph::load(path, self.options).map_err(|e| NnError {
             code: errors::ErrorCode::RuntimeError,
             message: format!("loading {}: {e}", path.display()),

@@ -80,6 +80,10 @@ impl Runtime {
             }
         }
         let started = Instant::now();
+        tracing::info!(
+            bytes = wasm.len(),
+            "compiling a component (first use; cached afterwards)"
+        );
         let component = Component::new(&self.engine, wasm)
             .map_err(anyhow::Error::from)
             .context("compiling the component")?;
