@@ -182,3 +182,461 @@ mod tests {
         assert_eq!(confidence(1.0), "1");
     }
 }
+
+/// A finite number from JSON.
+fn number(v: &Value) -> Option<f32> {
+    v.as_f64()
+        .filter(|x| x.is_finite() && x.abs() < 1e9)
+        .map(|x| x as f32)
+}
+
+/// `[[x, y], ...]`, each pair of finite numbers.
+fn point_list(
+    m: &Map<String, Value>,
+    field: &str,
+    required: bool,
+) -> Result<Vec<(f32, f32)>, ApiError> {
+    match m.get(field) {
+        None | Some(Value::Null) if !required => Ok(vec![]),
+        None | Some(Value::Null) => Err(ApiError::field(field, format!("`{field}` is required"))),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p.as_array().map(|a| a.as_slice()) {
+                Some([x, y]) => match (number(x), number(y)) {
+                    (Some(x), Some(y)) => Ok((x, y)),
+                    _ => Err(ApiError::field(
+                        field,
+                        format!("point {i}: coordinates must be finite numbers"),
+                    )),
+                },
+                _ => Err(ApiError::field(
+                    field,
+                    format!("point {i}: expected [x, y]"),
+                )),
+            })
+            .collect(),
+        Some(other) => Err(ApiError::field(
+            field,
+            format!("expected a list of [x, y], got {}", type_name(other)),
+        )),
+    }
+}
+
+/// An interactor request (§4.2.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractorRequest {
+    pub image: String,
+    pub positive: Vec<(f32, f32)>,
+    pub negative: Vec<(f32, f32)>,
+    /// `[[xtl, ytl], [xbr, ybr]]`; `[]` and `null` mean no box.
+    pub bbox: Option<[f32; 4]>,
+}
+
+impl InteractorRequest {
+    /// Parse and check an interactor body.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let m = parse_object(body)?;
+        let bbox = match point_list(&m, "obj_bbox", false)?.as_slice() {
+            [] => None,
+            [(x1, y1), (x2, y2)] => Some([x1.min(*x2), y1.min(*y2), x1.max(*x2), y1.max(*y2)]),
+            other => {
+                return Err(ApiError::field(
+                    "obj_bbox",
+                    format!("expected two corners, got {} points", other.len()),
+                ))
+            }
+        };
+        Ok(Self {
+            image: string_field(&m, "image")?,
+            positive: point_list(&m, "pos_points", true)?,
+            negative: point_list(&m, "neg_points", true)?,
+            bbox,
+        })
+    }
+
+    /// Refuse clicks outside the frame (a 1-pixel margin for clicks on the border).
+    pub fn check_bounds(&self, width: u32, height: u32) -> Result<(), ApiError> {
+        let inside = |&(x, y): &(f32, f32)| {
+            x >= -1.0 && y >= -1.0 && x <= width as f32 + 1.0 && y <= height as f32 + 1.0
+        };
+        for (field, pts) in [
+            ("pos_points", &self.positive),
+            ("neg_points", &self.negative),
+        ] {
+            if let Some(p) = pts.iter().find(|p| !inside(p)) {
+                return Err(ApiError::field(
+                    field,
+                    format!("point {p:?} is outside the {width}x{height} image"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Interactor results in the current unified format (§4.2.3): one mask shape per proposal,
+/// best first, CVAT RLE with the inclusive bbox, confidence as attribute `spec_id` 0.
+pub fn interactor_json(proposals: &[crate::runtime::loaded::Proposal]) -> Value {
+    let shapes: Vec<Value> = proposals
+        .iter()
+        .map(|p| {
+            let m = &p.mask;
+            json!({
+                "type": "mask",
+                "points": crate::rle::points(&m.bitmap, m.x1, m.y1, m.x2, m.y2),
+                "attributes": [{"spec_id": 0, "value": confidence(p.confidence)}],
+            })
+        })
+        .collect();
+    json!({ "shapes": shapes })
+}
+
+/// The legacy interactor answer (§4.2.4): the best proposal as a full-image 2-D mask, no
+/// `bounds` (UIs since 2.60 treat `mask` as the full image).
+pub fn interactor_legacy_json(
+    proposals: &[crate::runtime::loaded::Proposal],
+    width: u32,
+    height: u32,
+) -> Value {
+    let mut rows = vec![vec![0u8; width as usize]; height as usize];
+    if let Some(p) = proposals.first() {
+        let m = &p.mask;
+        let bw = (m.x2 - m.x1 + 1) as usize;
+        for (i, &v) in m.bitmap.iter().enumerate() {
+            let (x, y) = (m.x1 as usize + i % bw, m.y1 as usize + i / bw);
+            if v != 0 && y < rows.len() && x < width as usize {
+                rows[y][x] = 1;
+            }
+        }
+    }
+    json!({ "mask": rows })
+}
+
+/// How a tracker request's shapes were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeFlavour {
+    /// `[x1, y1, x2, y2]` (no `supported_shape_types`).
+    Legacy,
+    /// `{"type": ..., "points": [...]}`.
+    Dict,
+}
+
+/// One object of a tracker request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackItem {
+    /// No state yet: start from this rectangle.
+    Start([f32; 4]),
+    /// Continue from this state (compact JSON text).
+    Continue(String),
+}
+
+/// A tracker request (§4.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerRequest {
+    pub image: String,
+    pub items: Vec<TrackItem>,
+    /// The flavour the request used, when its shapes said (all-null shapes do not).
+    pub flavour: Option<ShapeFlavour>,
+}
+
+fn rectangle(
+    field: &str,
+    i: usize,
+    v: &Value,
+    flavour: &mut Option<ShapeFlavour>,
+) -> Result<Option<[f32; 4]>, ApiError> {
+    let points = match v {
+        Value::Null => return Ok(None),
+        Value::Array(a) => {
+            *flavour = Some(ShapeFlavour::Legacy);
+            a
+        }
+        Value::Object(o) => {
+            *flavour = Some(ShapeFlavour::Dict);
+            let ty = o.get("type").and_then(Value::as_str).unwrap_or("rectangle");
+            if ty != "rectangle" {
+                return Err(ApiError::field(
+                    field,
+                    format!("This function does not support shapes of type {ty}"),
+                ));
+            }
+            o.get("points")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::field(field, format!("shape {i}: no points")))?
+        }
+        other => {
+            return Err(ApiError::field(
+                field,
+                format!("shape {i}: expected a shape, got {}", type_name(other)),
+            ))
+        }
+    };
+    let nums: Option<Vec<f32>> = points.iter().map(number).collect();
+    match nums.as_deref() {
+        // Any point list becomes its axis-aligned box, as CVAT's UI does.
+        Some(p) if p.len() >= 4 && p.len() % 2 == 0 => {
+            let xs = p.iter().step_by(2);
+            let ys = p.iter().skip(1).step_by(2);
+            let (x1, x2) = xs.fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let (y1, y2) = ys.fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+            if x2 <= x1 || y2 <= y1 {
+                return Err(ApiError::field(field, format!("shape {i}: empty box")));
+            }
+            Ok(Some([x1, y1, x2, y2]))
+        }
+        _ => Err(ApiError::field(
+            field,
+            format!("shape {i}: points must be an even list of at least 4 finite numbers"),
+        )),
+    }
+}
+
+impl TrackerRequest {
+    /// Parse and check a tracker body: `states` empty (or null) starts every shape; a state
+    /// continues its object.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let m = parse_object(body)?;
+        let image = string_field(&m, "image")?;
+        let list = |f: &str| match m.get(f) {
+            None | Some(Value::Null) => Ok(vec![]),
+            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(other) => Err(ApiError::field(
+                f,
+                format!("expected a list, got {}", type_name(other)),
+            )),
+        };
+        let shapes = list("shapes")?;
+        let states = list("states")?;
+        let mut flavour = None;
+        let n = shapes.len().max(states.len());
+        if n == 0 {
+            return Err(ApiError::field(
+                "shapes",
+                "no shapes and no states to track",
+            ));
+        }
+        let mut items = Vec::with_capacity(n);
+        for i in 0..n {
+            let state = states.get(i).filter(|s| !s.is_null());
+            let shape = match shapes.get(i) {
+                Some(v) => rectangle("shapes", i, v, &mut flavour)?,
+                None => None,
+            };
+            items.push(match (state, shape) {
+                (Some(s), _) => TrackItem::Continue(s.to_string()),
+                (None, Some(b)) => TrackItem::Start(b),
+                (None, None) => {
+                    return Err(ApiError::field(
+                        "states",
+                        format!("object {i} has neither a state nor a shape"),
+                    ))
+                }
+            });
+        }
+        Ok(Self {
+            image,
+            items,
+            flavour,
+        })
+    }
+}
+
+/// A tracked rectangle in the request's flavour.
+pub fn tracked_shape_json(points: &[f32], flavour: ShapeFlavour) -> Value {
+    let pts = Value::Array(points.iter().map(|&p| coord(p)).collect());
+    match flavour {
+        ShapeFlavour::Legacy => pts,
+        ShapeFlavour::Dict => json!({"type": "rectangle", "points": pts}),
+    }
+}
+
+/// A reid request (§4.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReidRequest {
+    pub image0: String,
+    pub image1: String,
+    pub boxes0: Vec<[f32; 4]>,
+    pub boxes1: Vec<[f32; 4]>,
+    pub threshold: Option<f32>,
+    pub max_distance: Option<f32>,
+}
+
+fn boxes(m: &Map<String, Value>, field: &str) -> Result<Vec<[f32; 4]>, ApiError> {
+    let Some(Value::Array(items)) = m.get(field) else {
+        return Err(ApiError::field(
+            field,
+            format!("`{field}` must be a list of shapes"),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let p: Option<Vec<f32>> = b
+                .get("points")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(number).collect());
+            match p.as_deref() {
+                Some([x1, y1, x2, y2]) => Ok([*x1, *y1, *x2, *y2]),
+                _ => Err(ApiError::field(
+                    field,
+                    format!("shape {i}: `points` must be 4 finite numbers"),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn positive_field(m: &Map<String, Value>, field: &str) -> Result<Option<f32>, ApiError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match number(v) {
+            Some(0.0) => Ok(None),
+            Some(x) if x > 0.0 => Ok(Some(x)),
+            _ => Err(ApiError::field(
+                field,
+                format!("expected a positive number, got {v}"),
+            )),
+        },
+    }
+}
+
+impl ReidRequest {
+    /// Parse and check a reid body; extra keys of the CVAT shape dicts are ignored.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let m = parse_object(body)?;
+        Ok(Self {
+            image0: string_field(&m, "image0")?,
+            image1: string_field(&m, "image1")?,
+            boxes0: boxes(&m, "boxes0")?,
+            boxes1: boxes(&m, "boxes1")?,
+            threshold: positive_field(&m, "threshold")?,
+            max_distance: positive_field(&m, "max_distance")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn interactor_requests() {
+        let r = InteractorRequest::parse(
+            br#"{"image":"a","pos_points":[[1,2]],"neg_points":[],"obj_bbox":[[5,6],[1,2]]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.bbox, Some([1.0, 2.0, 5.0, 6.0]));
+        for bbox in ["[]", "null"] {
+            let body = format!(
+                r#"{{"image":"a","pos_points":[[1,2]],"neg_points":[],"obj_bbox":{bbox}}}"#
+            );
+            assert_eq!(
+                InteractorRequest::parse(body.as_bytes()).unwrap().bbox,
+                None
+            );
+        }
+        let r = InteractorRequest::parse(br#"{"image":"a","pos_points":[[1,2]],"neg_points":[]}"#)
+            .unwrap();
+        assert_eq!(r.bbox, None);
+        assert_eq!(
+            InteractorRequest::parse(br#"{"image":"a","neg_points":[]}"#)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("pos_points")
+        );
+        assert_eq!(
+            InteractorRequest::parse(br#"{"image":"a","pos_points":[[1]],"neg_points":[]}"#)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("pos_points")
+        );
+        assert_eq!(
+            InteractorRequest::parse(br#"{"image":"a","pos_points":[],"neg_points":[["x",1]]}"#)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("neg_points")
+        );
+        let r =
+            InteractorRequest::parse(br#"{"image":"a","pos_points":[[500,2]],"neg_points":[]}"#)
+                .unwrap();
+        assert_eq!(
+            r.check_bounds(100, 100).unwrap_err().field.as_deref(),
+            Some("pos_points")
+        );
+    }
+
+    #[test]
+    fn tracker_requests_both_flavours() {
+        let r =
+            TrackerRequest::parse(br#"{"image":"a","shapes":[[1,2,30,40]],"states":[]}"#).unwrap();
+        assert_eq!(
+            (r.items, r.flavour),
+            (
+                vec![TrackItem::Start([1.0, 2.0, 30.0, 40.0])],
+                Some(ShapeFlavour::Legacy)
+            )
+        );
+        let r = TrackerRequest::parse(
+            br#"{"image":"a","shapes":[{"type":"rectangle","points":[1,2,30,40]}],"states":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.flavour, Some(ShapeFlavour::Dict));
+        let r = TrackerRequest::parse(br#"{"image":"a","shapes":[null],"states":[{"k":[1,2]}]}"#)
+            .unwrap();
+        assert_eq!(
+            (r.items, r.flavour),
+            (vec![TrackItem::Continue(r#"{"k":[1,2]}"#.into())], None)
+        );
+        let e = TrackerRequest::parse(
+            br#"{"image":"a","shapes":[{"type":"polygon","points":[1,2,3,4,5,6]}],"states":[]}"#,
+        )
+        .unwrap_err();
+        assert!(e.error.contains("does not support shapes of type polygon"));
+        assert_eq!(
+            TrackerRequest::parse(br#"{"image":"a","shapes":[],"states":[]}"#)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("shapes")
+        );
+        assert_eq!(
+            TrackerRequest::parse(br#"{"image":"a","shapes":[[1,2,"x",4]]}"#)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("shapes")
+        );
+    }
+
+    #[test]
+    fn reid_requests_ignore_extra_keys() {
+        let r = ReidRequest::parse(br#"{"image0":"a","image1":"b","boxes0":[{"id":1,"type":"rectangle","points":[1,2,3,4],"attributes":[],"path_id":0}],"boxes1":[],"max_distance":50}"#).unwrap();
+        assert_eq!(
+            (r.boxes0, r.max_distance, r.threshold),
+            (vec![[1.0, 2.0, 3.0, 4.0]], Some(50.0), None)
+        );
+        assert_eq!(
+            ReidRequest::parse(
+                br#"{"image0":"a","image1":"b","boxes0":[{"points":[1]}],"boxes1":[]}"#
+            )
+            .unwrap_err()
+            .field
+            .as_deref(),
+            Some("boxes0")
+        );
+        assert_eq!(
+            ReidRequest::parse(
+                br#"{"image0":"a","image1":"b","boxes0":[],"boxes1":[],"threshold":-1}"#
+            )
+            .unwrap_err()
+            .field
+            .as_deref(),
+            Some("threshold")
+        );
+    }
+}

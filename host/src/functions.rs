@@ -26,9 +26,19 @@ pub fn annotations(
     ];
     if kind == Kind::Interactor {
         a.push(("min_pos_points", "1".into()));
-        a.push(("min_neg_points", "-1".into()));
+        a.push(("min_neg_points", "0".into()));
+        // Only emitted when true: CVAT reads any non-empty string as true.
+        a.push(("startswith_box_optional", "true".into()));
+        a.push((
+            "help_message",
+            "Click inside the object (right-click outside it); a box is optional".into(),
+        ));
     }
-    if kind == Kind::Tracker {
+    let legacy_tracker = spec
+        .config
+        .iter()
+        .any(|(k, v)| k == "tracker_interface" && v == "legacy");
+    if kind == Kind::Tracker && !legacy_tracker {
         a.push(("supported_shape_types", "rectangle".into()));
     }
     a

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod nn;
 pub mod nuclio;
 pub mod reconcile;
+pub mod rle;
 pub mod runtime;
 pub mod scaffold;
 pub mod server;

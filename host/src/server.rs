@@ -14,10 +14,14 @@ use serde_json::json;
 
 use crate::api_error::ApiError;
 use crate::config::{BrokenInstance, Settings};
-use crate::cvat::{detections_json, DetectorRequest};
+use crate::cvat::{
+    detections_json, interactor_json, interactor_legacy_json, tracked_shape_json, DetectorRequest,
+    InteractorRequest, ReidRequest, ShapeFlavour, TrackItem, TrackerRequest,
+};
 use crate::instance::{Instance, State as InstanceState, Status};
 use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::Kind;
+use crate::runtime::loaded::{Bbox, Frame, Point, Prompt, TrackedShape, WitShapeType};
 use crate::runtime::Runtime;
 
 /// Everything the handlers share. The instance list changes when models.yaml does.
@@ -255,10 +259,9 @@ async fn invoke_inner(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Resp
     let result = async {
         match &inst.kind {
             Ok(Kind::Detector) => detect(app, inst, body).await,
-            Ok(other) => Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!("{other} instances are not served yet"),
-            )),
+            Ok(Kind::Tracker) => track(app, inst, body).await,
+            Ok(Kind::Interactor) => interact(app, inst, body).await,
+            Ok(Kind::Reid) => reid(app, inst, body).await,
             Err(e) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("instance `{}` is unusable: {e}", inst.spec.name),
@@ -301,4 +304,175 @@ async fn detect(
         })
         .await?;
     Ok(detections_json(&detections))
+}
+
+/// Decode the base64 image in request field `field`, off the async workers, timed.
+async fn decode_frame(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    field: &'static str,
+    b64: String,
+) -> Result<Frame, ApiError> {
+    let max_pixels = app.settings.max_image_pixels;
+    let started = std::time::Instant::now();
+    let frame = tokio::task::spawn_blocking(move || crate::frame::decode(field, &b64, max_pixels))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("decode task failed: {e}"),
+            )
+        })??;
+    inst.metrics.stage(Stage::Decode, started.elapsed());
+    Ok(frame)
+}
+
+fn component_error(msg: String) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the component returned an invalid result: {msg}"),
+    )
+}
+
+/// A host-level key of the instance's `config` map.
+fn config_is(inst: &Instance, key: &str, value: &str) -> bool {
+    inst.spec.config.iter().any(|(k, v)| k == key && v == value)
+}
+
+async fn track(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
+    let req = TrackerRequest::parse(&body)?;
+    drop(body);
+    let frame = decode_frame(app, inst, "image", req.image).await?;
+    let default = if config_is(inst, "tracker_interface", "legacy") {
+        ShapeFlavour::Legacy
+    } else {
+        ShapeFlavour::Dict
+    };
+    let flavour = req.flavour.unwrap_or(default);
+    let items = req.items;
+    let results = inst
+        .call(&app.runtime, &app.settings, move |m| {
+            items
+                .iter()
+                .map(|item| match item {
+                    TrackItem::Start(b) => m.track_start(
+                        &frame,
+                        &TrackedShape {
+                            shape: WitShapeType::Rectangle,
+                            points: b.to_vec(),
+                        },
+                    ),
+                    TrackItem::Continue(state) => m.track(&frame, state),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let mut shapes = Vec::with_capacity(results.len());
+    let mut states = Vec::with_capacity(results.len());
+    for r in results {
+        shapes.push(match &r.shape {
+            Some(s) if s.points.len() >= 4 && s.points.iter().all(|p| p.is_finite()) => {
+                tracked_shape_json(&s.points, flavour)
+            }
+            Some(_) => {
+                return Err(component_error(
+                    "a tracked shape needs at least 4 finite numbers".into(),
+                ))
+            }
+            None => serde_json::Value::Null,
+        });
+        states.push(
+            serde_json::from_str::<serde_json::Value>(&r.state)
+                .map_err(|e| component_error(format!("state is not JSON: {e}")))?,
+        );
+    }
+    // CVAT reads `states` unconditionally: it is always present.
+    Ok(json!({ "shapes": shapes, "states": states }))
+}
+
+async fn interact(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
+    let req = InteractorRequest::parse(&body)?;
+    drop(body);
+    let frame = decode_frame(app, inst, "image", req.image.clone()).await?;
+    req.check_bounds(frame.width, frame.height)?;
+    let (w, h) = (frame.width, frame.height);
+    let clamp = |(x, y): (f32, f32)| Point {
+        x: x.clamp(0.0, (w - 1) as f32),
+        y: y.clamp(0.0, (h - 1) as f32),
+    };
+    let prompt = Prompt {
+        positive: req.positive.iter().copied().map(clamp).collect(),
+        negative: req.negative.iter().copied().map(clamp).collect(),
+        bbox: req.bbox.map(|[x1, y1, x2, y2]| Bbox { x1, y1, x2, y2 }),
+    };
+    let mut proposals = inst
+        .call(&app.runtime, &app.settings, move |m| {
+            m.interact(frame, &prompt)
+        })
+        .await?;
+    for p in &proposals {
+        let m = &p.mask;
+        let ok = m.x1 <= m.x2
+            && m.y1 <= m.y2
+            && m.x2 < w
+            && m.y2 < h
+            && m.bitmap.len() == ((m.x2 - m.x1 + 1) as usize) * ((m.y2 - m.y1 + 1) as usize)
+            && p.confidence.is_finite();
+        if !ok {
+            return Err(component_error(format!(
+                "mask {},{}-{},{} of {} bytes does not fit the {w}x{h} frame",
+                m.x1,
+                m.y1,
+                m.x2,
+                m.y2,
+                m.bitmap.len()
+            )));
+        }
+    }
+    proposals.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    if config_is(inst, "response_format", "legacy") {
+        Ok(interactor_legacy_json(&proposals, w, h))
+    } else {
+        Ok(interactor_json(&proposals))
+    }
+}
+
+async fn reid(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
+    let req = ReidRequest::parse(&body)?;
+    drop(body);
+    let f0 = decode_frame(app, inst, "image0", req.image0).await?;
+    let f1 = decode_frame(app, inst, "image1", req.image1).await?;
+    let to_wit = |b: &[f32; 4]| Bbox {
+        x1: b[0],
+        y1: b[1],
+        x2: b[2],
+        y2: b[3],
+    };
+    let b0: Vec<Bbox> = req.boxes0.iter().map(to_wit).collect();
+    let b1: Vec<Bbox> = req.boxes1.iter().map(to_wit).collect();
+    let (n0, n1) = (b0.len(), b1.len() as i32);
+    let (threshold, max_distance) = (req.threshold, req.max_distance);
+    let matches = inst
+        .call(&app.runtime, &app.settings, move |m| {
+            m.match_boxes((f0, f1), (&b0, &b1), threshold, max_distance)
+        })
+        .await?;
+    if matches.len() != n0 || matches.iter().any(|&i| i < -1 || i >= n1) {
+        return Err(component_error(format!(
+            "expected {n0} indices in -1..{n1}, got {matches:?}"
+        )));
+    }
+    Ok(json!(matches))
 }

@@ -17,19 +17,66 @@ use crate::labels::{AttributeSpec, LabelSpec, ModelInfo, ShapeType};
 use crate::nn::onnx::SessionOptions;
 use crate::nn::{NnCtx, NnLimits};
 
-mod detector_bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "cvat:model/detector-model",
-        with: {
-            "wasi:nn": crate::nn::bindings::wasi::nn,
-            "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
-        },
-    });
+/// Bindings per kind. The detector world generates the shared `cvat:model/types`; the
+/// other worlds reuse them, so one set of Rust types serves every kind.
+mod bindings {
+    pub mod detector {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "cvat:model/detector-model",
+            with: {
+                "wasi:nn": crate::nn::bindings::wasi::nn,
+                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
+            },
+        });
+    }
+    pub mod tracker {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "cvat:model/tracker-model",
+            with: {
+                "wasi:nn": crate::nn::bindings::wasi::nn,
+                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
+                "cvat:model/types": super::detector::cvat::model::types,
+            },
+        });
+    }
+    pub mod interactor {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "cvat:model/interactor-model",
+            with: {
+                "wasi:nn": crate::nn::bindings::wasi::nn,
+                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
+                "cvat:model/types": super::detector::cvat::model::types,
+            },
+        });
+    }
+    pub mod reid {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "cvat:model/reid-model",
+            with: {
+                "wasi:nn": crate::nn::bindings::wasi::nn,
+                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
+                "cvat:model/types": super::detector::cvat::model::types,
+            },
+        });
+    }
 }
 
-use detector_bindings::cvat::model::types as wit;
-use detector_bindings::DetectorModel;
+use bindings::detector::cvat::model::types as wit;
+use bindings::detector::DetectorModel;
+use bindings::interactor::InteractorModel;
+use bindings::reid::ReidModel;
+use bindings::tracker::TrackerModel;
+
+/// The interactor's prompt and proposal types.
+pub use bindings::interactor::exports::cvat::model::interactor::{Prompt, Proposal};
+/// The tracker's shape and result types.
+pub use bindings::tracker::exports::cvat::model::tracker::{TrackResult, TrackedShape};
+/// Boxes and points.
+pub use wit::{Bbox, Point, ShapeType as WitShapeType};
 
 /// A decoded RGB8 frame.
 #[derive(Debug, Clone)]
@@ -60,6 +107,21 @@ pub enum CallError {
 
 enum Exports {
     Detector(DetectorModel),
+    Tracker(TrackerModel),
+    Interactor(InteractorModel),
+    Reid(ReidModel),
+}
+
+/// Call `$method` on whichever kind interface `$exports` holds.
+macro_rules! on_kind {
+    ($exports:expr, $store:expr, $method:ident ( $($arg:expr),* )) => {
+        match $exports {
+            Exports::Detector(m) => m.cvat_model_detector().$method($store, $($arg),*),
+            Exports::Tracker(m) => m.cvat_model_tracker().$method($store, $($arg),*),
+            Exports::Interactor(m) => m.cvat_model_interactor().$method($store, $($arg),*),
+            Exports::Reid(m) => m.cvat_model_reid().$method($store, $($arg),*),
+        }
+    };
 }
 
 /// An instantiated, initialised component.
@@ -175,12 +237,97 @@ impl Loaded {
     }
 
     fn init(&mut self, config: wit::InstanceConfig) -> Result<ModelInfo, CallError> {
-        let Exports::Detector(d) = &self.exports;
-        let d = d.cvat_model_detector();
         self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = d.call_init(&mut self.store, &config);
+        let result = on_kind!(&self.exports, &mut self.store, call_init(&config));
         let info = self.finish(result)?;
         Ok(model_info(info))
+    }
+
+    fn wrong_kind(&self, wanted: Kind) -> CallError {
+        CallError::Failed(format!(
+            "instance `{}` is a {}, not a {wanted}",
+            self.name, self.kind
+        ))
+    }
+
+    /// Start tracking `shape` on `frame`.
+    pub fn track_start(
+        &mut self,
+        frame: &Frame,
+        shape: &TrackedShape,
+    ) -> Result<TrackResult, CallError> {
+        let Exports::Tracker(m) = &self.exports else {
+            return Err(self.wrong_kind(Kind::Tracker));
+        };
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let result = m
+            .cvat_model_tracker()
+            .call_start(&mut self.store, &wit_frame(frame), shape);
+        self.finish(result)
+    }
+
+    /// Follow an object into `frame` from its `state`.
+    pub fn track(&mut self, frame: &Frame, state: &str) -> Result<TrackResult, CallError> {
+        let Exports::Tracker(m) = &self.exports else {
+            return Err(self.wrong_kind(Kind::Tracker));
+        };
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let result = m
+            .cvat_model_tracker()
+            .call_track(&mut self.store, &wit_frame(frame), state);
+        self.finish(result)
+    }
+
+    /// Segment the object the prompt points at.
+    pub fn interact(&mut self, frame: Frame, prompt: &Prompt) -> Result<Vec<Proposal>, CallError> {
+        let Exports::Interactor(m) = &self.exports else {
+            return Err(self.wrong_kind(Kind::Interactor));
+        };
+        let frame = wit::Frame {
+            width: frame.width,
+            height: frame.height,
+            rgb: frame.rgb,
+        };
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let result = m
+            .cvat_model_interactor()
+            .call_interact(&mut self.store, &frame, prompt);
+        self.finish(result)
+    }
+
+    /// Match `boxes0` on `frame0` to `boxes1` on `frame1`.
+    pub fn match_boxes(
+        &mut self,
+        frames: (Frame, Frame),
+        boxes: (&[Bbox], &[Bbox]),
+        threshold: Option<f32>,
+        max_distance: Option<f32>,
+    ) -> Result<Vec<i32>, CallError> {
+        let Exports::Reid(m) = &self.exports else {
+            return Err(self.wrong_kind(Kind::Reid));
+        };
+        let (f0, f1) = frames;
+        let f0 = wit::Frame {
+            width: f0.width,
+            height: f0.height,
+            rgb: f0.rgb,
+        };
+        let f1 = wit::Frame {
+            width: f1.width,
+            height: f1.height,
+            rgb: f1.rgb,
+        };
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let result = m.cvat_model_reid().call_match_boxes(
+            &mut self.store,
+            &f0,
+            boxes.0,
+            &f1,
+            boxes.1,
+            threshold,
+            max_distance,
+        );
+        self.finish(result)
     }
 
     /// Run the detector on `frame` (moved: a 1080p frame is 6 MB not worth copying).
@@ -189,7 +336,9 @@ impl Loaded {
         frame: Frame,
         threshold: Option<f32>,
     ) -> Result<Vec<Detection>, CallError> {
-        let Exports::Detector(d) = &self.exports;
+        let Exports::Detector(d) = &self.exports else {
+            return Err(self.wrong_kind(Kind::Detector));
+        };
         let d = d.cvat_model_detector();
         let frame = wit::Frame {
             width: frame.width,
@@ -224,6 +373,15 @@ impl Loaded {
                 &printed,
             ))),
         }
+    }
+}
+
+/// A frame for a call that keeps the host's copy (trackers see the frame once per shape).
+fn wit_frame(frame: &Frame) -> wit::Frame {
+    wit::Frame {
+        width: frame.width,
+        height: frame.height,
+        rgb: frame.rgb.clone(),
     }
 }
 
@@ -275,11 +433,10 @@ pub fn describe(
     let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(ticks(settings.request_timeout));
-    let Exports::Detector(d) = instantiate(rt, &mut store, &component, kind)
+    let exports = instantiate(rt, &mut store, &component, kind)
         .map_err(|e| format!("instantiating: {e:#}"))?;
-    let info = d
-        .cvat_model_detector()
-        .call_describe(&mut store, &instance_config(spec))
+    let config = instance_config(spec);
+    let info = on_kind!(&exports, &mut store, call_describe(&config))
         .map_err(|e| describe_trap(&e, settings.request_timeout, settings.memory_limit, ""))?;
     Ok((kind, model_info(info)))
 }
@@ -294,7 +451,15 @@ fn instantiate(
         Kind::Detector => Ok(Exports::Detector(DetectorModel::instantiate(
             store, component, &rt.linker,
         )?)),
-        other => wasmtime::bail!("{other} components are not supported yet"),
+        Kind::Tracker => Ok(Exports::Tracker(TrackerModel::instantiate(
+            store, component, &rt.linker,
+        )?)),
+        Kind::Interactor => Ok(Exports::Interactor(InteractorModel::instantiate(
+            store, component, &rt.linker,
+        )?)),
+        Kind::Reid => Ok(Exports::Reid(ReidModel::instantiate(
+            store, component, &rt.linker,
+        )?)),
     }
 }
 
