@@ -143,6 +143,98 @@ def yolo_graph(fmt):
     return model
 
 
+# ---------------------------------------------------------------------------------------
+# A SAM-shaped pair whose mask is a known function of the clicks. Encoder: `image`
+# [1,3,64,64] -> `image_embeddings` [1,3,16,16] (4x4 average pool). Decoder (SAM's I/O):
+# logits = min(max over positive points of (20^2 - d^2), -max over negative points of
+# (10^2 - d^2)) at every pixel of the original image, d measured in original pixels; the
+# point coordinates arrive in the encoder's 64-pixel frame (ResizeLongestSide), labels 2/3
+# (box corners) and -1 (padding) are ignored. iou_predictions = 0.9.
+# ---------------------------------------------------------------------------------------
+SAM_SIZE = 64
+
+
+def sam_graphs():
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    enc = helper.make_graph(
+        [helper.make_node("AveragePool", ["image"], ["image_embeddings"], kernel_shape=[4, 4], strides=[4, 4])],
+        "sam_encoder_test",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SAM_SIZE, SAM_SIZE])],
+        [helper.make_tensor_value_info("image_embeddings", TensorProto.FLOAT, [1, 3, 16, 16])])
+    encoder = helper.make_model(enc, opset_imports=[helper.make_opsetid("", 13)])
+    encoder.ir_version = 8
+
+    f = lambda name, v: numpy_helper.from_array(np.asarray(v, dtype=np.float32), name)
+    inits = [f("size", [float(SAM_SIZE)]), f("zero", 0.0), f("one", 1.0), f("pos_r2", 400.0), f("neg_r2", 100.0),
+             f("neg_big", -1e9), f("lab_pos", 1.0), f("lab_neg", 0.0),
+             numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "shape_n1"),
+             numpy_helper.from_array(np.array([-1, 1, 1], dtype=np.int64), "shape_n11"),
+             numpy_helper.from_array(np.array([0], dtype=np.int64), "i0"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "i1"),
+             numpy_helper.from_array(np.array([2], dtype=np.int64), "i2"),
+             f("iou", [[0.9]])]
+    n = []
+    node = lambda op, ins, out, **kw: n.append(helper.make_node(op, ins, [out], **kw)) or out
+    # Scale back to original pixels: coords / (S / max(h, w)).
+    maxside = node("ReduceMax", ["orig_im_size"], "maxside", keepdims=1)
+    scale = node("Div", ["size", maxside], "scale")
+    pts = node("Div", ["point_coords", scale], "pts")  # [1, N, 2]
+    px = node("Reshape", [node("Slice", [pts, "i0", "i1", "i2"], "pxs"), "shape_n1"], "px")  # [N, 1]
+    py = node("Reshape", [node("Slice", [pts, "i1", "i2", "i2"], "pys"), "shape_n1"], "py")  # [N, 1]
+    h = node("Squeeze", [node("Slice", ["orig_im_size", "i0", "i1"], "h1")], "h")
+    w = node("Squeeze", [node("Slice", ["orig_im_size", "i1", "i2"], "w1")], "w")
+    xs = node("Range", ["zero", w, "one"], "xs")  # [W]
+    ys = node("Range", ["zero", h, "one"], "ys")  # [H]
+    dx = node("Sub", [xs, px], "dx")  # [N, W]
+    dy = node("Sub", [ys, py], "dy")  # [N, H]
+    dx2 = node("Unsqueeze", [node("Mul", [dx, dx], "dxx"), "i1"], "dx2")  # [N, 1, W]
+    dy2 = node("Unsqueeze", [node("Mul", [dy, dy], "dyy"), "i2"], "dy2")  # [N, H, 1]
+    d2 = node("Add", [dx2, dy2], "d2")  # [N, H, W]
+    labels = node("Reshape", ["point_labels", "shape_n11"], "labels")  # [N, 1, 1]
+    pos = node("ReduceMax", [node("Where", [node("Equal", [labels, "lab_pos"], "is_pos"), node("Sub", ["pos_r2", d2], "pv"), "neg_big"], "pw")], "pos", axes=[0], keepdims=1)
+    neg = node("ReduceMax", [node("Where", [node("Equal", [labels, "lab_neg"], "is_neg"), node("Sub", ["neg_r2", d2], "nv"), "neg_big"], "nw")], "neg", axes=[0], keepdims=1)
+    logits = node("Min", [pos, node("Neg", [neg], "negneg")], "logits")  # [1, H, W]
+    # Tie the unused SAM inputs in (times zero) so the graph takes them all.
+    tie = node("Mul", ["zero", node("Add", [node("ReduceSum", ["image_embeddings"], "se", keepdims=0), node("Add", [node("ReduceSum", ["mask_input"], "sm", keepdims=0), node("ReduceSum", ["has_mask_input"], "sh", keepdims=0)], "smh")], "sall")], "tie")
+    node("Add", [node("Unsqueeze", [logits, "i0"], "l4"), tie], "masks")  # [1, 1, H, W]
+    node("Identity", ["iou"], "iou_predictions")
+    T = TensorProto.FLOAT
+    dec = helper.make_graph(
+        n, "sam_decoder_test",
+        [helper.make_tensor_value_info("image_embeddings", T, [1, 3, 16, 16]),
+         helper.make_tensor_value_info("point_coords", T, [1, "N", 2]),
+         helper.make_tensor_value_info("point_labels", T, [1, "N"]),
+         helper.make_tensor_value_info("mask_input", T, [1, 1, 256, 256]),
+         helper.make_tensor_value_info("has_mask_input", T, [1]),
+         helper.make_tensor_value_info("orig_im_size", T, [2])],
+        [helper.make_tensor_value_info("masks", T, [1, 1, "H", "W"]),
+         helper.make_tensor_value_info("iou_predictions", T, [1, 1])],
+        inits)
+    decoder = helper.make_model(dec, opset_imports=[helper.make_opsetid("", 13)])
+    decoder.ir_version = 8
+    for m in (encoder, decoder):
+        onnx.checker.check_model(m, full_check=True)
+    return encoder, decoder
+
+
+def reid_graph():
+    """Embedding = the crop's mean colour: `input` [1,3,16,8] -> `embedding` [1,3]."""
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1)],
+        "reid_test",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 8])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
 def fixtures(wheels, out):
     import onnx
     from PIL import Image
@@ -152,6 +244,11 @@ def fixtures(wheels, out):
         path = os.path.join(out, f"yolo_{fmt}_test.onnx")
         onnx.save(yolo_graph(fmt), path)
         print(f"wrote {path}")
+    encoder, decoder = sam_graphs()
+    onnx.save(encoder, os.path.join(out, "sam_encoder_test.onnx"))
+    onnx.save(decoder, os.path.join(out, "sam_decoder_test.onnx"))
+    onnx.save(reid_graph(), os.path.join(out, "reid_test.onnx"))
+    print(f"wrote SAM-shaped and reid test graphs to {out}")
     with zipfile.ZipFile(wheel(wheels, "scikit_image")) as z:
         png = z.read("skimage/data/astronaut.png")
     with open(os.path.join(out, "astronaut.png"), "wb") as f:

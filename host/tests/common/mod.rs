@@ -60,6 +60,9 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
         ("yolo", "components/yolo"),
         ("blazeface", "components/blazeface"),
         ("hostile", "tests/components/hostile"),
+        ("ncc-tracker", "components/ncc-tracker"),
+        ("sam", "components/sam"),
+        ("reid", "components/reid"),
     ] {
         // Only the components the instances use: discovery would register any other.
         if instances.iter().any(|i| i.implementation == name) {
@@ -288,6 +291,25 @@ pub fn frame_png(width: u32, height: u32, rects: &[(u32, u32, u32, u32, [u8; 3])
     img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
     base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+/// An RGB image as base64 PNG.
+pub fn png_b64(img: &image::RgbImage) -> String {
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+/// Deterministic texture: smooth bands plus hashed speckle, different per `seed`.
+pub fn texture(width: u32, height: u32, seed: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        let h = (x.wrapping_mul(73856093) ^ y.wrapping_mul(19349663) ^ seed.wrapping_mul(83492791))
+            .wrapping_mul(2654435761);
+        let band = ((x as f32 * 0.21 + seed as f32).sin() * (y as f32 * 0.17).cos() * 60.0) as i32;
+        let c = |k: u32| (128 + band + ((h >> (8 * k)) & 0x3f) as i32 - 32).clamp(0, 255) as u8;
+        image::Rgb([c(0), c(1), c(2)])
+    })
 }
 
 /// The `points` of each detection, with its label.

@@ -1,0 +1,339 @@
+//! Interactor for Segment-Anything-style ONNX exports: an image encoder (graph `encoder`,
+//! input `[1, 3, S, S]`, first output = image embeddings) and a prompt decoder (graph
+//! `decoder`, SAM's I/O: `image_embeddings`, `point_coords`, `point_labels`, `mask_input`,
+//! `has_mask_input`, `orig_im_size` -> `masks` logits at the original size,
+//! `iou_predictions`).
+//!
+//! The frame is resized so its longest side is S (SAM's ResizeLongestSide), normalised
+//! with ImageNet mean/std and padded bottom-right. The embedding is computed once per
+//! frame and kept in a small cache keyed by the frame's content, so further clicks on the
+//! same frame only run the decoder.
+//!
+//! Config keys: `encoder`, `decoder` (graphs, required), `cache_frames` (default 4),
+//! `mask_threshold` (logit threshold, default 0).
+
+use std::cell::RefCell;
+
+use model_sdk::config::Config;
+use model_sdk::nn::Model;
+
+wit_bindgen::generate!({
+    world: "interactor-model",
+    path: "../../wit",
+    with: {
+        "wasi:nn/tensor@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::tensor,
+        "wasi:nn/graph@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::graph,
+        "wasi:nn/inference@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::inference,
+        "wasi:nn/errors@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::errors,
+        "cvat:model/graphs@0.1.0": model_sdk::bindings::cvat::model::graphs,
+    },
+    generate_all,
+});
+
+use cvat::model::types::{Error, Frame, InstanceConfig, Mask, ModelInfo};
+use exports::cvat::model::interactor::{Prompt, Proposal};
+
+const MEAN: [f32; 3] = [123.675, 116.28, 103.53];
+const STD: [f32; 3] = [58.395, 57.12, 57.375];
+
+struct Embedding {
+    key: u64,
+    dims: Vec<u32>,
+    data: Vec<f32>,
+}
+
+struct State {
+    encoder: Model,
+    decoder: Model,
+    size: u32,
+    cache: Vec<Embedding>,
+    cache_frames: usize,
+    threshold: f32,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// FNV-1a over the frame's size and pixels: the cache key.
+fn frame_key(f: &Frame) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in f
+        .width
+        .to_le_bytes()
+        .iter()
+        .chain(&f.height.to_le_bytes())
+        .chain(&f.rgb)
+    {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// SAM's ResizeLongestSide: the resized size and the per-axis coordinate factors.
+fn resized(w: u32, h: u32, size: u32) -> (u32, u32, f32, f32) {
+    let scale = size as f32 / w.max(h) as f32;
+    let (nw, nh) = (
+        ((w as f32 * scale) + 0.5) as u32,
+        ((h as f32 * scale) + 0.5) as u32,
+    );
+    (
+        nw.max(1),
+        nh.max(1),
+        nw as f32 / w as f32,
+        nh as f32 / h as f32,
+    )
+}
+
+/// Resize (bilinear), normalise, pad bottom-right with zeros: NCHW `[1, 3, size, size]`.
+fn preprocess(f: &Frame, size: u32) -> Vec<f32> {
+    let (nw, nh, _, _) = resized(f.width, f.height, size);
+    let (w, h, s) = (f.width as usize, f.height as usize, size as usize);
+    let plane = s * s;
+    let mut out = vec![0f32; plane * 3];
+    let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
+    for y in 0..nh as usize {
+        let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (h - 1) as f32);
+        let (y0, wy) = (fy as usize, fy.fract());
+        let y1 = (y0 + 1).min(h - 1);
+        for x in 0..nw as usize {
+            let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (w - 1) as f32);
+            let (x0, wx) = (fx as usize, fx.fract());
+            let x1 = (x0 + 1).min(w - 1);
+            for c in 0..3 {
+                let p = |xx: usize, yy: usize| f.rgb[(yy * w + xx) * 3 + c] as f32;
+                let v = (p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx) * (1.0 - wy)
+                    + (p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx) * wy;
+                out[c * plane + y * s + x] = (v - MEAN[c]) / STD[c];
+            }
+        }
+    }
+    out
+}
+
+fn info() -> ModelInfo {
+    ModelInfo {
+        labels: vec![],
+        description: "Segment-Anything-style interactor (embedding cached per frame)".into(),
+        needs: vec!["encoder".into(), "decoder".into()],
+    }
+}
+
+struct Sam;
+
+impl exports::cvat::model::interactor::Guest for Sam {
+    fn describe(_config: InstanceConfig) -> ModelInfo {
+        info()
+    }
+
+    fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
+        let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
+        let encoder = Model::load("encoder").map_err(Error::InvalidConfig)?;
+        let decoder = Model::load("decoder").map_err(Error::InvalidConfig)?;
+        let input = encoder.input().map_err(Error::InvalidConfig)?;
+        let size = match input.dims.as_slice() {
+            [_, 3, h, w] if h == w && *h > 0 => *h as u32,
+            d => {
+                return Err(Error::InvalidConfig(format!(
+                    "encoder input {d:?}: expected [1, 3, S, S]"
+                )))
+            }
+        };
+        let state = State {
+            encoder,
+            decoder,
+            size,
+            cache: Vec::new(),
+            cache_frames: cfg
+                .usize_or("cache_frames", 4)
+                .map_err(Error::InvalidConfig)?
+                .max(1),
+            threshold: cfg
+                .f32_or("mask_threshold", 0.0)
+                .map_err(Error::InvalidConfig)?,
+        };
+        STATE.with(|s| *s.borrow_mut() = Some(state));
+        Ok(info())
+    }
+
+    fn interact(frame: Frame, prompt: Prompt) -> Result<Vec<Proposal>, Error> {
+        if prompt.positive.is_empty() && prompt.bbox.is_none() {
+            return Err(Error::InvalidInput(
+                "give at least one positive point or a box".into(),
+            ));
+        }
+        STATE.with(|s| {
+            let mut guard = s.borrow_mut();
+            let st = guard
+                .as_mut()
+                .ok_or_else(|| Error::Failed("interact before init".into()))?;
+            let key = frame_key(&frame);
+            if let Some(pos) = st.cache.iter().position(|e| e.key == key) {
+                let hit = st.cache.remove(pos);
+                st.cache.push(hit);
+            } else {
+                let enc_in = st.encoder.input().map_err(Error::Failed)?.name.clone();
+                let tensor = preprocess(&frame, st.size);
+                let out = st
+                    .encoder
+                    .run_f32(vec![(enc_in, vec![1, 3, st.size, st.size], tensor)])
+                    .map_err(Error::Failed)?;
+                let first = out
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::Failed("encoder has no output".into()))?;
+                eprintln!("sam: embedding computed for a new frame");
+                if st.cache.len() >= st.cache_frames {
+                    st.cache.remove(0);
+                }
+                st.cache.push(Embedding {
+                    key,
+                    dims: first.dims,
+                    data: first.data,
+                });
+            }
+            let emb = st.cache.last().expect("just inserted or moved");
+            decode(st, emb, &frame, &prompt)
+        })
+    }
+}
+
+fn decode(
+    st: &State,
+    emb: &Embedding,
+    frame: &Frame,
+    prompt: &Prompt,
+) -> Result<Vec<Proposal>, Error> {
+    let (_, _, fx, fy) = resized(frame.width, frame.height, st.size);
+    let mut coords = Vec::new();
+    let mut labels = Vec::new();
+    for p in &prompt.positive {
+        coords.extend([p.x * fx, p.y * fy]);
+        labels.push(1.0);
+    }
+    for p in &prompt.negative {
+        coords.extend([p.x * fx, p.y * fy]);
+        labels.push(0.0);
+    }
+    match &prompt.bbox {
+        Some(b) => {
+            coords.extend([b.x1 * fx, b.y1 * fy, b.x2 * fx, b.y2 * fy]);
+            labels.extend([2.0, 3.0]);
+        }
+        // SAM's ONNX usage: a padding point when there is no box.
+        None => {
+            coords.extend([0.0, 0.0]);
+            labels.push(-1.0);
+        }
+    }
+    let n = labels.len() as u32;
+    let mut inputs = Vec::new();
+    for info in &st.decoder.signature.inputs {
+        let (dims, data) = match info.name.as_str() {
+            "image_embeddings" => (emb.dims.clone(), emb.data.clone()),
+            "point_coords" => (vec![1, n, 2], coords.clone()),
+            "point_labels" => (vec![1, n], labels.clone()),
+            "mask_input" => (vec![1, 1, 256, 256], vec![0.0; 256 * 256]),
+            "has_mask_input" => (vec![1], vec![0.0]),
+            "orig_im_size" => (vec![2], vec![frame.height as f32, frame.width as f32]),
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "decoder input `{other}` is not part of SAM's interface"
+                )))
+            }
+        };
+        inputs.push((info.name.clone(), dims, data));
+    }
+    let outputs = st.decoder.run_f32(inputs).map_err(Error::Failed)?;
+    let masks = outputs
+        .iter()
+        .find(|o| o.name == "masks")
+        .or(outputs.first())
+        .ok_or_else(|| Error::Failed("no masks".into()))?;
+    let ious = outputs.iter().find(|o| o.name == "iou_predictions");
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let per_mask = w * h;
+    if masks.dims.len() != 4 || masks.dims[2] as usize != h || masks.dims[3] as usize != w {
+        return Err(Error::Failed(format!(
+            "masks {:?}: expected [1, K, {h}, {w}]",
+            masks.dims
+        )));
+    }
+    let k = masks.dims[1] as usize;
+    // The best of the K masks by predicted IoU.
+    let best = (0..k).max_by(|&a, &b| {
+        let s = |i: usize| ious.and_then(|o| o.data.get(i)).copied().unwrap_or(0.0);
+        s(a).total_cmp(&s(b))
+    });
+    let Some(best) = best else { return Ok(vec![]) };
+    let logits = &masks.data[best * per_mask..(best + 1) * per_mask];
+    let confidence = ious
+        .and_then(|o| o.data.get(best))
+        .copied()
+        .unwrap_or(1.0)
+        .clamp(0.0, 1.0);
+    Ok(crop(logits, w, h, st.threshold)
+        .map(|mask| vec![Proposal { mask, confidence }])
+        .unwrap_or_default())
+}
+
+/// The pixels over `threshold`, cropped to their bounding box; none when empty.
+fn crop(logits: &[f32], w: usize, h: usize, threshold: f32) -> Option<Mask> {
+    let (mut x1, mut y1, mut x2, mut y2) = (usize::MAX, usize::MAX, 0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            if logits[y * w + x] > threshold {
+                x1 = x1.min(x);
+                y1 = y1.min(y);
+                x2 = x2.max(x);
+                y2 = y2.max(y);
+            }
+        }
+    }
+    if x1 == usize::MAX {
+        return None;
+    }
+    let mut bitmap = Vec::with_capacity((x2 - x1 + 1) * (y2 - y1 + 1));
+    for y in y1..=y2 {
+        bitmap.extend(
+            logits[y * w + x1..=y * w + x2]
+                .iter()
+                .map(|&v| u8::from(v > threshold)),
+        );
+    }
+    Some(Mask {
+        x1: x1 as u32,
+        y1: y1 as u32,
+        x2: x2 as u32,
+        y2: y2 as u32,
+        bitmap,
+    })
+}
+
+export!(Sam);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_longest_side_like_sam() {
+        assert_eq!(
+            resized(1920, 1080, 1024),
+            (1024, 576, 1024.0 / 1920.0, 576.0 / 1080.0)
+        );
+        assert_eq!(resized(256, 128, 64), (64, 32, 0.25, 0.25));
+    }
+
+    #[test]
+    fn crop_to_the_mask() {
+        let logits = [-1.0, 2.0, -1.0, -1.0, 3.0, 4.0];
+        let m = crop(&logits, 3, 2, 0.0).unwrap();
+        assert_eq!(
+            (m.x1, m.y1, m.x2, m.y2, m.bitmap),
+            (1, 0, 2, 1, vec![1, 0, 1, 1])
+        );
+        assert!(crop(&[-1.0; 4], 2, 2, 0.0).is_none());
+    }
+}
