@@ -43,6 +43,10 @@ pub struct Settings {
     pub max_image_pixels: u64,
     /// Largest tensor a component may create or receive, in bytes.
     pub max_tensor_bytes: usize,
+    /// Most shapes one answer may carry.
+    pub max_results: usize,
+    /// Most numbers in one shape's points.
+    pub max_points: usize,
     /// ONNX Runtime intra-op threads per session.
     pub ort_threads: usize,
     /// Model files must lie under this directory.
@@ -68,8 +72,12 @@ impl Settings {
             request_timeout: Duration::from_secs(30),
             memory_limit: 512 << 20,
             max_body_bytes: 64 << 20,
-            max_image_pixels: 100_000_000,
+            // 40 Mpx (an 8K frame is 33 Mpx): the RGB copy into the component (120 MB) stays
+            // under wasmtime's 128 MiB per-call copy budget.
+            max_image_pixels: 40_000_000,
             max_tensor_bytes: 256 << 20,
+            max_results: 10_000,
+            max_points: 100_000,
             ort_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -143,6 +151,8 @@ struct RawSettings {
     max_body_mb: Option<usize>,
     max_image_pixels: Option<u64>,
     max_tensor_mb: Option<usize>,
+    max_results: Option<usize>,
+    max_points: Option<usize>,
     ort_threads: Option<usize>,
     models_root: Option<PathBuf>,
     components_dir: Option<PathBuf>,
@@ -444,6 +454,12 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     }
     if let Some(v) = raw.max_tensor_mb {
         s.max_tensor_bytes = v << 20;
+    }
+    if let Some(v) = raw.max_results {
+        s.max_results = v;
+    }
+    if let Some(v) = raw.max_points {
+        s.max_points = v;
     }
     if let Some(v) = raw.ort_threads {
         s.ort_threads = v.max(1);

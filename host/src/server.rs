@@ -297,13 +297,62 @@ async fn detect(
                 )
             })??;
     inst.metrics.stage(Stage::Decode, decode_started.elapsed());
+    let (width, height) = (frame.width, frame.height);
     let threshold = req.threshold;
     let detections = inst
         .call(&app.runtime, &app.settings, move |m| {
             m.detect(frame, threshold)
         })
         .await?;
+    check_detections(&detections, &app.settings, width, height)?;
     Ok(detections_json(&detections))
+}
+
+/// A component's answer must stay within the result caps and describe shapes that fit
+/// the frame; anything else is the component's bug, answered as a 500.
+fn check_detections(
+    dets: &[crate::runtime::loaded::Detection],
+    s: &Settings,
+    w: u32,
+    h: u32,
+) -> Result<(), ApiError> {
+    if dets.len() > s.max_results {
+        return Err(component_error(format!(
+            "{} shapes, over the limit of {}",
+            dets.len(),
+            s.max_results
+        )));
+    }
+    for d in dets {
+        if d.points.len() > s.max_points || d.elements.len() > s.max_points {
+            return Err(component_error(format!(
+                "a shape with {} points, over the limit of {}",
+                d.points.len(),
+                s.max_points
+            )));
+        }
+        if !d.points.iter().all(|p| p.is_finite()) || !d.confidence.is_finite() {
+            return Err(component_error("a shape with a non-finite number".into()));
+        }
+        if let Some(m) = &d.mask {
+            let ok = m.x1 <= m.x2
+                && m.y1 <= m.y2
+                && m.x2 < w
+                && m.y2 < h
+                && m.bitmap.len() == ((m.x2 - m.x1 + 1) as usize) * ((m.y2 - m.y1 + 1) as usize);
+            if !ok {
+                return Err(component_error(format!(
+                    "mask {},{}-{},{} of {} bytes does not fit the {w}x{h} frame",
+                    m.x1,
+                    m.y1,
+                    m.x2,
+                    m.y2,
+                    m.bitmap.len()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decode the base64 image in request field `field`, off the async workers, timed.

@@ -167,6 +167,24 @@ impl Host {
         panic!("host did not become ready:\n{}", self.log());
     }
 
+    /// Send SIGTERM (what Ctrl-C and `host down` do).
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// Wait up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// The models.yaml the host runs from.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config/models.yaml")

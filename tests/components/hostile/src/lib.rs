@@ -6,7 +6,13 @@
 //! | 0.92 | loops forever (must hit the deadline) |
 //! | 0.93 | allocates until the memory cap stops it |
 //! | 0.94 | recurses until the stack overflows |
+//! | 0.95 | returns 20,000 detections (over the host's default result cap) |
+//! | 0.96 | asks for a graph that is not its own (`../../etc/passwd`) |
+//! | 0.97 | makes a tensor claiming 4 GiB of data |
+//! | 0.98 | works for 1.5 s (wall clock), then answers normally |
 //! | other | returns one `ok` rectangle |
+//!
+//! With config `hang_in_init: true`, `init` never returns.
 
 use std::hint::black_box;
 
@@ -42,7 +48,17 @@ impl exports::cvat::model::detector::Guest for Hostile {
         }
     }
 
-    fn init(_config: InstanceConfig) -> Result<ModelInfo, Error> {
+    fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
+        if config
+            .config
+            .iter()
+            .any(|e| e.key == "hang_in_init" && e.value == "true")
+        {
+            let mut n = 0u64;
+            loop {
+                n = black_box(n.wrapping_add(1));
+            }
+        }
         Ok(ModelInfo {
             labels: vec![],
             description: "misbehaves on request".into(),
@@ -69,6 +85,36 @@ impl exports::cvat::model::detector::Guest for Hostile {
             }
             Some(94) => {
                 black_box(recurse(0));
+            }
+            Some(95) => {
+                let one = Detection {
+                    label: "flood".into(),
+                    confidence: 1.0,
+                    shape: ShapeType::Rectangle,
+                    points: vec![0.0, 0.0, 1.0, 1.0],
+                    mask: None,
+                    rotation: None,
+                    attributes: vec![],
+                    elements: vec![],
+                };
+                return Ok(vec![one; 20_000]);
+            }
+            Some(96) => {
+                return match model_sdk::nn::Model::load("../../etc/passwd") {
+                    Ok(_) => Ok(vec![]),
+                    Err(e) => Err(Error::Failed(format!("refused as expected: {e}"))),
+                };
+            }
+            Some(97) => {
+                use model_sdk::bindings::wasi::nn::tensor::{Tensor, TensorType};
+                let t = Tensor::new(&[1 << 30], TensorType::Fp32, &[0u8; 16]);
+                black_box(t);
+            }
+            Some(98) => {
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(1500) {
+                    black_box(start);
+                }
             }
             _ => {}
         }
