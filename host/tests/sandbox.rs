@@ -115,7 +115,7 @@ fn corrupted_or_deleted_weights_fail_clearly_and_recover() {
         "weights: {}",
         weights.strip_prefix(repo()).unwrap().display()
     );
-    let host = Host::start(
+    let _host = Host::start(
         &[],
         &[
             Inst {
