@@ -79,7 +79,7 @@ def yolo_graph(fmt):
     const("half", [0.5])
     const("size", [float(S)])
     const("zero", [0.0])
-    if fmt == "v5":
+    if fmt in ("v5", "seg"):
         const("one", [1.0])
     const("shift", [1.0])
     const("decay", [0.8])
@@ -104,7 +104,10 @@ def yolo_graph(fmt):
         cy = node("Mul", [node("Add", [y1, y2], f"{tag}_ys"), "half"], f"{tag}_cy")
         w = node("Sub", [x2, x1], f"{tag}_w")
         h = node("Sub", [y2, y1], f"{tag}_h")
+        corners[tag] = (x1, y1, x2, y2)
         return cx, cy, w, h, score
+
+    corners = {}
 
     red = candidate("red", "r", "g", "b")
     green = candidate("green", "g", "r", "b")
@@ -113,34 +116,79 @@ def yolo_graph(fmt):
 
     def column(tag, c, cls):
         cx, cy, w, h, score = c
+        if fmt == "pose":
+            # One class; keypoints: top-left and bottom-right corners of the red box.
+            x1, y1, x2, y2 = corners["red"]
+            parts = [cx, cy, w, h, score, x1, y1, "kconf", x2, y2, "kconf"]
+            return node("Concat", parts, f"{tag}_col", axis=0)
         scores = [score, "zero"] if cls == 0 else ["zero", score]
         parts = [cx, cy, w, h] + (["one"] if fmt == "v5" else []) + scores
-        return node("Concat", parts, f"{tag}_col", axis=0)  # [4(+1)+2]
+        if fmt == "seg":
+            parts += ["one", "zero"] if cls == 0 else ["zero", "one"]
+        return node("Concat", parts, f"{tag}_col", axis=0)  # [4(+1)+2(+2)]
 
-    cols = [column("red", red, 0), column("green", green, 1), column("decoy", decoy, 0)]
-    ch = 6 if fmt == "v8" else 7
-    stacked = node("Concat", cols, "stacked", axis=0)  # [3*ch], candidate-major
-    const("shape", [1, 3, ch])
-    inits[-1] = numpy_helper.from_array(np.array([1, 3, ch], dtype=np.int64), "shape")
-    rows = node("Reshape", [stacked, "shape"], "rows")  # [1, 3, ch]
-    if fmt == "v8":
-        nodes.append(helper.make_node("Transpose", [rows], ["output0"], perm=[0, 2, 1]))
-        out_shape = [1, ch, 3]
+    if fmt == "pose":
+        const("kconf", [0.9])
+        cols = [column("red", red, 0), column("decoy", decoy, 0)]
     else:
+        cols = [column("red", red, 0), column("green", green, 1), column("decoy", decoy, 0)]
+    ch = {"v8": 6, "v5": 7, "seg": 8, "pose": 11}[fmt]
+    n_cand = len(cols)
+    stacked = node("Concat", cols, "stacked", axis=0)  # [3*ch], candidate-major
+    inits.append(numpy_helper.from_array(np.array([1, n_cand, ch], dtype=np.int64), "shape"))
+    rows = node("Reshape", [stacked, "shape"], "rows")  # [1, n, ch]
+    outputs = []
+    if fmt == "v5":
         nodes.append(helper.make_node("Identity", [rows], ["output0"]))
-        out_shape = [1, 3, ch]
+        outputs.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, n_cand, ch]))
+    else:
+        nodes.append(helper.make_node("Transpose", [rows], ["output0"], perm=[0, 2, 1]))
+        outputs.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, ch, n_cand]))
+    if fmt == "seg":
+        # Prototypes at 1/4 resolution: channel c is +10 over class c's pixels, -10 elsewhere.
+        const("twenty", [20.0])
+        const("ten", [10.0])
+        protos = [node("Sub", [node("Mul", [node("AveragePool", [f"{t}_mf"], f"{t}_pool", kernel_shape=[4, 4], strides=[4, 4]), "twenty"], f"{t}_p20"), "ten"], f"{t}_proto")
+                  for t in ("red", "green")]
+        nodes.append(helper.make_node("Concat", protos, ["output1"], axis=1))
+        outputs.append(helper.make_tensor_value_info("output1", TensorProto.FLOAT, [1, 2, S // 4, S // 4]))
 
     graph = helper.make_graph(
         nodes, f"yolo_{fmt}_test",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, S, S])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        outputs,
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     if fmt == "v5":
         helper.set_model_props(model, {"names": "{0: 'red', 1: 'green'}"})
+    if fmt == "seg":
+        helper.set_model_props(model, {"names": "{0: 'red', 1: 'green'}", "task": "segment"})
+    if fmt == "pose":
+        helper.set_model_props(model, {"names": "{0: 'red'}", "task": "pose", "kpt_shape": "[2, 3]"})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def yolo_cls_graph():
+    """Classification: `output0` [1, 2] = the image's mean red and green."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    g = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+         helper.make_node("Slice", ["flat", "s0", "s2", "s1"], ["output0"])],
+        "yolo_cls_test",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, S, S])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(np.array([0], dtype=np.int64), "s0"),
+         numpy_helper.from_array(np.array([2], dtype=np.int64), "s2"),
+         numpy_helper.from_array(np.array([1], dtype=np.int64), "s1")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    helper.set_model_props(m, {"names": "{0: 'red', 1: 'green'}", "task": "classify"})
+    onnx.checker.check_model(m, full_check=True)
+    return m
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,10 +288,11 @@ def fixtures(wheels, out):
     from PIL import Image
 
     os.makedirs(out, exist_ok=True)
-    for fmt in ("v8", "v5"):
+    for fmt in ("v8", "v5", "seg", "pose"):
         path = os.path.join(out, f"yolo_{fmt}_test.onnx")
         onnx.save(yolo_graph(fmt), path)
         print(f"wrote {path}")
+    onnx.save(yolo_cls_graph(), os.path.join(out, "yolo_cls_test.onnx"))
     encoder, decoder = sam_graphs()
     onnx.save(encoder, os.path.join(out, "sam_encoder_test.onnx"))
     onnx.save(decoder, os.path.join(out, "sam_decoder_test.onnx"))

@@ -114,7 +114,7 @@ fn main() {
                     };
                     samples.lock().unwrap().push((k, status, t.elapsed()));
                 }
-                std::thread::sleep(Duration::from_millis(next() % 3000));
+                std::thread::sleep(Duration::from_millis(next() % 6000));
             }
         }));
     }

@@ -103,10 +103,13 @@ fn detection_json(d: &Detection) -> Value {
     let mut o = Map::new();
     o.insert("label".into(), json!(d.label));
     o.insert("type".into(), json!(shape_name(d.shape)));
-    o.insert(
-        "points".into(),
-        Value::Array(d.points.iter().map(|&p| coord(p)).collect()),
-    );
+    // Tags and skeletons carry no points; a mask's points are an optional polygon.
+    if !(d.points.is_empty() && matches!(shape_name(d.shape), "tag" | "skeleton" | "mask")) {
+        o.insert(
+            "points".into(),
+            Value::Array(d.points.iter().map(|&p| coord(p)).collect()),
+        );
+    }
     o.insert("confidence".into(), json!(confidence(d.confidence)));
     if let Some(m) = &d.mask {
         let mut flat: Vec<Value> = m.bitmap.iter().map(|&b| json!(u8::from(b != 0))).collect();

@@ -31,21 +31,22 @@ impl Scored {
     }
 }
 
-fn by_score_desc(boxes: &mut [Scored]) {
-    boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
-}
-
 /// Class-wise greedy NMS: keeps the best box and drops boxes of the same class that overlap
-/// it by more than `iou`. Returns at most `max` boxes, best first.
-pub fn nms(mut boxes: Vec<Scored>, iou: f32, max: usize) -> Vec<Scored> {
-    by_score_desc(&mut boxes);
-    let mut kept: Vec<Scored> = Vec::new();
-    for b in boxes {
+/// it by more than `iou`. Each box carries a payload (an index, keypoints...). Returns at
+/// most `max` items, best first.
+pub fn nms<T>(mut items: Vec<(Scored, T)>, iou: f32, max: usize) -> Vec<(Scored, T)> {
+    items.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+    let mut kept: Vec<(Scored, T)> = Vec::new();
+    for item in items {
         if kept.len() >= max {
             break;
         }
-        if kept.iter().all(|k| k.class != b.class || k.iou(&b) <= iou) {
-            kept.push(b);
+        let b = &item.0;
+        if kept
+            .iter()
+            .all(|(k, _)| k.class != b.class || k.iou(b) <= iou)
+        {
+            kept.push(item);
         }
     }
     kept
@@ -107,14 +108,13 @@ mod tests {
     fn nms_is_class_wise() {
         let kept = nms(
             vec![
-                b(0., 0., 10., 10., 0.9, 0),
-                b(1., 1., 10., 10., 0.8, 0),
-                b(1., 1., 10., 10., 0.7, 1),
+                (b(0., 0., 10., 10., 0.9, 0), 'a'),
+                (b(1., 1., 10., 10., 0.8, 0), 'b'),
+                (b(1., 1., 10., 10., 0.7, 1), 'c'),
             ],
             0.5,
             10,
         );
-        assert_eq!(kept.len(), 2);
-        assert_eq!(kept[1].class, 1);
+        assert_eq!(kept.iter().map(|k| k.1).collect::<String>(), "ac");
     }
 }

@@ -5,8 +5,9 @@ use model_sdk::boxes::Scored;
 /// The output layout of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `[1, 4 + nc, N]`: YOLOv8/11/12.
-    V8 { classes: usize },
+    /// `[1, 4 + nc + extra, N]`: YOLOv8/11/12; `extra` values per candidate follow the class
+    /// scores (mask coefficients for segmentation, keypoints for pose).
+    V8 { classes: usize, extra: usize },
     /// `[1, N, 5 + nc]`: YOLOv5.
     V5 { classes: usize },
 }
@@ -14,14 +15,27 @@ pub enum Format {
 impl Format {
     /// Choose the format from config (`auto`, `v8`, `v5`) and the output dims. With `auto`,
     /// a known class count decides; otherwise the smaller axis holds the channels.
-    pub fn detect(choice: &str, dims: &[i64], known_classes: usize) -> Result<Format, String> {
+    pub fn detect(
+        choice: &str,
+        dims: &[i64],
+        known_classes: usize,
+        extra: usize,
+    ) -> Result<Format, String> {
         if dims.len() != 3 || dims[1] <= 0 || dims[2] <= 0 {
             return Err(format!(
                 "output dims {dims:?}: expected [1, C, N] or [1, N, C] with fixed sizes"
             ));
         }
         let (a, b) = (dims[1] as usize, dims[2] as usize);
-        let v8 = (a > 4).then(|| Format::V8 { classes: a - 4 });
+        if extra > 0 {
+            // Segmentation and pose exports are v8-style only.
+            return (a > 4 + extra)
+                .then(|| Format::V8 { classes: a - 4 - extra, extra })
+                .ok_or_else(|| {
+                    format!("output dims {dims:?} leave no classes beside {extra} extra values")
+                });
+        }
+        let v8 = (a > 4).then(|| Format::V8 { classes: a - 4, extra: 0 });
         let v5 = (b > 5).then(|| Format::V5 { classes: b - 5 });
         let pick = match choice {
             "v8" => v8,
@@ -51,7 +65,20 @@ impl Format {
     /// Number of classes.
     pub fn classes(&self) -> usize {
         match *self {
-            Format::V8 { classes } | Format::V5 { classes } => classes,
+            Format::V8 { classes, .. } | Format::V5 { classes } => classes,
+        }
+    }
+
+    /// The `extra` values of candidate `i` (v8 layout: after the class scores).
+    pub fn extra(&self, data: &[f32], dims: &[u32], i: usize) -> Vec<f32> {
+        match *self {
+            Format::V8 { classes, extra } => {
+                let n = dims[2] as usize;
+                (0..extra)
+                    .map(|k| data[(4 + classes + k) * n + i])
+                    .collect()
+            }
+            Format::V5 { .. } => vec![],
         }
     }
 
@@ -63,21 +90,21 @@ impl Format {
         }
     }
 
-    /// Candidates whose best class score is at least `threshold`.
+    /// Candidates whose best class score is at least `threshold`, each with its index.
     pub fn decode(
         &self,
         data: &[f32],
         dims: &[u32],
         threshold: f32,
-    ) -> Result<Vec<Scored>, String> {
+    ) -> Result<Vec<(Scored, usize)>, String> {
         if dims.len() != 3 || data.len() != dims.iter().map(|&d| d as usize).product::<usize>() {
             return Err(format!("unexpected output dims {dims:?}"));
         }
         let mut out = Vec::new();
         match *self {
-            Format::V8 { classes } => {
+            Format::V8 { classes, extra } => {
                 let n = dims[2] as usize;
-                if dims[1] as usize != 4 + classes {
+                if dims[1] as usize != 4 + classes + extra {
                     return Err(format!("output dims {dims:?} changed since init"));
                 }
                 let at = |c: usize, i: usize| data[c * n + i];
@@ -86,7 +113,10 @@ impl Format {
                         .map(|c| (c, at(4 + c, i)))
                         .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
                     if score >= threshold {
-                        out.push(xywh(at(0, i), at(1, i), at(2, i), at(3, i), score, class));
+                        out.push((
+                            xywh(at(0, i), at(1, i), at(2, i), at(3, i), score, class),
+                            i,
+                        ));
                     }
                 }
             }
@@ -95,7 +125,7 @@ impl Format {
                 if dims[2] as usize != stride {
                     return Err(format!("output dims {dims:?} changed since init"));
                 }
-                for row in data.chunks_exact(stride) {
+                for (i, row) in data.chunks_exact(stride).enumerate() {
                     let (class, cls) = row[5..]
                         .iter()
                         .copied()
@@ -103,7 +133,7 @@ impl Format {
                         .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
                     let score = row[4] * cls;
                     if score >= threshold {
-                        out.push(xywh(row[0], row[1], row[2], row[3], score, class));
+                        out.push((xywh(row[0], row[1], row[2], row[3], score, class), i));
                     }
                 }
             }
@@ -120,6 +150,24 @@ fn xywh(cx: f32, cy: f32, w: f32, h: f32, score: f32, class: usize) -> Scored {
         y2: cy + h / 2.0,
         score,
         class,
+    }
+}
+
+/// A metadata value by key.
+pub fn meta<'a>(metadata: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    metadata
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Ultralytics `kpt_shape`, e.g. `[17, 3]`.
+pub fn kpt_shape(text: &str) -> Option<(usize, usize)> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let mut it = inner.split(',').map(|p| p.trim().parse::<usize>().ok());
+    match (it.next().flatten(), it.next().flatten()) {
+        (Some(k), Some(d)) if k > 0 && (2..=3).contains(&d) => Some((k, d)),
+        _ => None,
     }
 }
 
@@ -185,17 +233,39 @@ mod tests {
 
     #[test]
     fn format_detection() {
+        let d = |dims: &[i64], known, extra| Format::detect("auto", dims, known, extra).unwrap();
         assert_eq!(
-            Format::detect("auto", &[1, 84, 8400], 0).unwrap(),
-            Format::V8 { classes: 80 }
+            d(&[1, 84, 8400], 0, 0),
+            Format::V8 {
+                classes: 80,
+                extra: 0
+            }
+        );
+        assert_eq!(d(&[1, 25200, 85], 0, 0), Format::V5 { classes: 80 });
+        assert_eq!(d(&[1, 3, 6], 1, 0), Format::V5 { classes: 1 });
+        // Fewer candidates than channels: only one reading fits.
+        assert_eq!(
+            d(&[1, 6, 3], 0, 0),
+            Format::V8 {
+                classes: 2,
+                extra: 0
+            }
+        );
+        // Segmentation (32 mask coefficients) and pose (17 keypoints x 3).
+        assert_eq!(
+            d(&[1, 116, 8400], 0, 32),
+            Format::V8 {
+                classes: 80,
+                extra: 32
+            }
         );
         assert_eq!(
-            Format::detect("auto", &[1, 25200, 85], 0).unwrap(),
-            Format::V5 { classes: 80 }
+            d(&[1, 56, 8400], 0, 51),
+            Format::V8 {
+                classes: 1,
+                extra: 51
+            }
         );
-        assert_eq!(
-            Format::detect("auto", &[1, 3, 6], 1).unwrap(),
-            Format::V5 { classes: 1 }
-        );
+        assert_eq!(super::kpt_shape("[17, 3]"), Some((17, 3)));
     }
 }
