@@ -110,6 +110,8 @@ pub struct InstanceSpec {
     pub max_queue: usize,
     /// ONNX Runtime intra-op threads for this instance's sessions (default: settings).
     pub ort_threads: Option<usize>,
+    /// Where inference runs (`device:` on the instance, or in its `config`).
+    pub device: crate::nn::onnx::Device,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -177,6 +179,8 @@ struct RawInstance {
     max_queue: Option<usize>,
     #[serde(default)]
     ort_threads: Option<usize>,
+    #[serde(default)]
+    device: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -541,6 +545,15 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
             .find_map(|p| read_classes(&p))
             .unwrap_or_default(),
     };
+    let device = match raw.device.clone().or_else(|| {
+        config
+            .iter()
+            .find(|(k, _)| k == "device")
+            .map(|(_, v)| v.clone())
+    }) {
+        Some(t) => crate::nn::onnx::Device::parse(&t).map_err(|e| format!("device: {e}"))?,
+        None => crate::nn::onnx::Device::Cpu,
+    };
     Ok(InstanceSpec {
         name: name.to_string(),
         display_name: raw.name.unwrap_or_else(|| name.to_string()),
@@ -552,6 +565,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         graphs,
         classes,
         idle_timeout,
+        device,
         max_queue: raw.max_queue.unwrap_or(32).max(1),
         ort_threads: raw.ort_threads.map(|t| t.max(1)),
     })

@@ -94,7 +94,7 @@ impl Instance {
             last_load_ms: None,
             compile_cached: None,
             wasm_memory_bytes: 0,
-            device: "cpu".into(),
+            device: spec.device.to_string(),
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));
         Self {

@@ -223,3 +223,48 @@ fn a_taken_port_fails_only_its_instance() {
     assert_eq!(post(good, &json!({"image": frame_png(64, 64, &[])})).0, 200);
     drop(taken);
 }
+
+#[test]
+fn a_cuda_instance_without_cuda_fails_loudly_instead_of_running_on_cpu() {
+    let (gpu, cpu) = (free_port(), free_port());
+    let host = Host::start(
+        &[],
+        &[
+            Inst {
+                name: "gpu",
+                implementation: "yolo",
+                port: gpu,
+                config: &["weights: tests/fixtures/yolo_v8_test.onnx"],
+                classes: None,
+                extra: &["device: cuda:0"],
+            },
+            Inst {
+                name: "cpu",
+                implementation: "yolo",
+                port: cpu,
+                config: &["weights: tests/fixtures/yolo_v8_test.onnx", "device: cpu"],
+                classes: None,
+                extra: &[],
+            },
+        ],
+    );
+    assert_eq!(host.instance_status("gpu")["device"], "cuda:0");
+    let img = json!({"image": frame_png(64, 64, &[])});
+    let (s, v) = post(gpu, &img);
+    assert_eq!(s, 500, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("cuda:0 requested") && e.contains("CUDA"), "{e}");
+    assert_eq!(host.instance_status("gpu")["state"], "error");
+    assert_eq!(post(cpu, &img).0, 200);
+    // A device that is not cpu or cuda:N is a config error naming the field.
+    let f = host::config::ModelsFile::parse(
+        "models:\n  x:\n    implementation: yolo\n    port: 7001\n    device: gpu\n",
+        &host.dir,
+    )
+    .unwrap();
+    assert!(
+        f.broken[0].error.contains("device"),
+        "{}",
+        f.broken[0].error
+    );
+}

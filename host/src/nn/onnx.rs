@@ -17,6 +17,42 @@ pub struct SessionOptions {
     /// Intra-op threads per session (explicit, so several loaded models do not each spawn
     /// one thread per core).
     pub intra_threads: usize,
+    /// Where the session runs.
+    pub device: Device,
+}
+
+/// An execution target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// CUDA device N through ONNX Runtime's CUDA execution provider.
+    Cuda(i32),
+}
+
+impl Device {
+    /// Parse `cpu` or `cuda:N` (`cuda` alone is device 0).
+    pub fn parse(text: &str) -> Result<Device, String> {
+        match text.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            t => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("device `{t}`: expected cpu or cuda:N")),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
 }
 
 /// One input or output of a graph.
@@ -73,7 +109,24 @@ fn info(name: &str, ty: &ValueType) -> TensorInfo {
 impl OnnxGraph {
     /// Load `path` into a new CPU session.
     pub fn load(path: &Path, options: SessionOptions) -> anyhow::Result<Self> {
-        let session = Session::builder()?
+        let mut builder = Session::builder()?;
+        if let Device::Cuda(n) = options.device {
+            use ort::execution_providers::{CUDAExecutionProvider, ExecutionProvider as _};
+            // Never fall back to CPU silently: a CUDA instance that cannot get CUDA fails.
+            let ep = CUDAExecutionProvider::default().with_device_id(n);
+            if !ep.is_available().unwrap_or(false) {
+                anyhow::bail!("{} requested, but this ONNX Runtime library has no CUDA execution provider (install the onnxruntime-gpu libraries and point ORT_DYLIB_PATH at them)", options.device);
+            }
+            builder = builder
+                .with_execution_providers([ep.build().error_on_failure()])
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} requested, but the CUDA execution provider failed to register: {e}",
+                        options.device
+                    )
+                })?;
+        }
+        let session = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)?
             .with_intra_threads(options.intra_threads.max(1))?
             .with_inter_threads(1)?

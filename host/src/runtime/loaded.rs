@@ -183,7 +183,8 @@ impl Loaded {
         let nn = NnCtx::new(
             spec.graphs.clone(),
             SessionOptions {
-                intra_threads: settings.ort_threads,
+                intra_threads: spec.ort_threads.unwrap_or(settings.ort_threads),
+                device: spec.device,
             },
             NnLimits {
                 max_tensor_bytes: settings.max_tensor_bytes,
@@ -425,7 +426,10 @@ pub fn describe(
     let (component, _) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
     let nn = NnCtx::new(
         Default::default(),
-        SessionOptions { intra_threads: 1 },
+        SessionOptions {
+            intra_threads: 1,
+            device: Default::default(),
+        },
         NnLimits {
             max_tensor_bytes: 0,
         },
