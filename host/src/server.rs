@@ -335,21 +335,7 @@ fn check_detections(
             return Err(component_error("a shape with a non-finite number".into()));
         }
         if let Some(m) = &d.mask {
-            let ok = m.x1 <= m.x2
-                && m.y1 <= m.y2
-                && m.x2 < w
-                && m.y2 < h
-                && m.bitmap.len() == ((m.x2 - m.x1 + 1) as usize) * ((m.y2 - m.y1 + 1) as usize);
-            if !ok {
-                return Err(component_error(format!(
-                    "mask {},{}-{},{} of {} bytes does not fit the {w}x{h} frame",
-                    m.x1,
-                    m.y1,
-                    m.x2,
-                    m.y2,
-                    m.bitmap.len()
-                )));
-            }
+            check_mask(m, w, h)?;
         }
     }
     Ok(())
@@ -374,6 +360,27 @@ async fn decode_frame(
         })??;
     inst.metrics.stage(Stage::Decode, started.elapsed());
     Ok(frame)
+}
+
+/// A mask must lie inside the frame and hold one byte per pixel of its inclusive box.
+fn check_mask(m: &crate::runtime::loaded::Mask, w: u32, h: u32) -> Result<(), ApiError> {
+    let fits = m.x1 <= m.x2
+        && m.y1 <= m.y2
+        && m.x2 < w
+        && m.y2 < h
+        && m.bitmap.len() == ((m.x2 - m.x1 + 1) as usize) * ((m.y2 - m.y1 + 1) as usize);
+    if fits {
+        Ok(())
+    } else {
+        Err(component_error(format!(
+            "mask {},{}-{},{} of {} bytes does not fit the {w}x{h} frame",
+            m.x1,
+            m.y1,
+            m.x2,
+            m.y2,
+            m.bitmap.len()
+        )))
+    }
 }
 
 fn component_error(msg: String) -> ApiError {
@@ -468,22 +475,11 @@ async fn interact(
         })
         .await?;
     for p in &proposals {
-        let m = &p.mask;
-        let ok = m.x1 <= m.x2
-            && m.y1 <= m.y2
-            && m.x2 < w
-            && m.y2 < h
-            && m.bitmap.len() == ((m.x2 - m.x1 + 1) as usize) * ((m.y2 - m.y1 + 1) as usize)
-            && p.confidence.is_finite();
-        if !ok {
-            return Err(component_error(format!(
-                "mask {},{}-{},{} of {} bytes does not fit the {w}x{h} frame",
-                m.x1,
-                m.y1,
-                m.x2,
-                m.y2,
-                m.bitmap.len()
-            )));
+        check_mask(&p.mask, w, h)?;
+        if !p.confidence.is_finite() {
+            return Err(component_error(
+                "a proposal with a non-finite confidence".into(),
+            ));
         }
     }
     proposals.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));

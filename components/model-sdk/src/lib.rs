@@ -10,6 +10,30 @@ pub mod config;
 pub mod image;
 pub mod nn;
 
+/// Generate a component's bindings for `world` (e.g. `"detector-model"`), reusing the SDK's
+/// bindings of the imports every component has. The WIT folder defaults to `../../wit`
+/// (a crate under `components/`); pass another path as the second argument.
+#[macro_export]
+macro_rules! world {
+    ($world:tt) => {
+        $crate::world!($world, "../../wit");
+    };
+    ($world:tt, $path:tt) => {
+        wit_bindgen::generate!({
+            world: $world,
+            path: $path,
+            with: {
+                "wasi:nn/tensor@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::tensor,
+                "wasi:nn/graph@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::graph,
+                "wasi:nn/inference@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::inference,
+                "wasi:nn/errors@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::errors,
+                "cvat:model/graphs@0.1.0": model_sdk::bindings::cvat::model::graphs,
+            },
+            generate_all,
+        });
+    };
+}
+
 /// Bindings for the imports every model component has (`wasi:nn/*`, `cvat:model/graphs`).
 /// Component crates reuse them through wit-bindgen's `with` option.
 pub mod bindings {

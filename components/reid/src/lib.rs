@@ -11,18 +11,7 @@ use std::cell::RefCell;
 use model_sdk::config::Config;
 use model_sdk::nn::Model;
 
-wit_bindgen::generate!({
-    world: "reid-model",
-    path: "../../wit",
-    with: {
-        "wasi:nn/tensor@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::tensor,
-        "wasi:nn/graph@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::graph,
-        "wasi:nn/inference@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::inference,
-        "wasi:nn/errors@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::errors,
-        "cvat:model/graphs@0.1.0": model_sdk::bindings::cvat::model::graphs,
-    },
-    generate_all,
-});
+model_sdk::world!("reid-model");
 
 use cvat::model::types::{Bbox, Error, Frame, InstanceConfig, ModelInfo};
 

@@ -30,12 +30,18 @@ impl Format {
         if extra > 0 {
             // Segmentation and pose exports are v8-style only.
             return (a > 4 + extra)
-                .then(|| Format::V8 { classes: a - 4 - extra, extra })
+                .then(|| Format::V8 {
+                    classes: a - 4 - extra,
+                    extra,
+                })
                 .ok_or_else(|| {
                     format!("output dims {dims:?} leave no classes beside {extra} extra values")
                 });
         }
-        let v8 = (a > 4).then(|| Format::V8 { classes: a - 4, extra: 0 });
+        let v8 = (a > 4).then(|| Format::V8 {
+            classes: a - 4,
+            extra: 0,
+        });
         let v5 = (b > 5).then(|| Format::V5 { classes: b - 5 });
         let pick = match choice {
             "v8" => v8,

@@ -16,18 +16,7 @@
 
 use std::hint::black_box;
 
-wit_bindgen::generate!({
-    world: "detector-model",
-    path: "../../../wit",
-    with: {
-        "wasi:nn/tensor@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::tensor,
-        "wasi:nn/graph@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::graph,
-        "wasi:nn/inference@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::inference,
-        "wasi:nn/errors@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::errors,
-        "cvat:model/graphs@0.1.0": model_sdk::bindings::cvat::model::graphs,
-    },
-    generate_all,
-});
+model_sdk::world!("detector-model", "../../../wit");
 
 use cvat::model::types::{Detection, Error, Frame, InstanceConfig, ModelInfo, ShapeType};
 
