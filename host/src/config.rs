@@ -43,6 +43,8 @@ pub struct Settings {
     pub max_image_pixels: u64,
     /// Largest tensor a component may create or receive, in bytes.
     pub max_tensor_bytes: usize,
+    /// Most bytes one instance's live wasi-nn tensors may hold together.
+    pub max_nn_bytes: usize,
     /// Most shapes one answer may carry.
     pub max_results: usize,
     /// Most numbers in one shape's points.
@@ -76,6 +78,7 @@ impl Settings {
             // under wasmtime's 128 MiB per-call copy budget.
             max_image_pixels: 40_000_000,
             max_tensor_bytes: 256 << 20,
+            max_nn_bytes: 1 << 30,
             max_results: 10_000,
             max_points: 100_000,
             ort_threads: std::thread::available_parallelism()
@@ -155,6 +158,7 @@ struct RawSettings {
     max_tensor_mb: Option<usize>,
     max_results: Option<usize>,
     max_points: Option<usize>,
+    max_nn_memory_mb: Option<usize>,
     ort_threads: Option<usize>,
     models_root: Option<PathBuf>,
     components_dir: Option<PathBuf>,
@@ -458,6 +462,9 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     }
     if let Some(v) = raw.max_tensor_mb {
         s.max_tensor_bytes = v << 20;
+    }
+    if let Some(v) = raw.max_nn_memory_mb {
+        s.max_nn_bytes = v << 20;
     }
     if let Some(v) = raw.max_results {
         s.max_results = v;

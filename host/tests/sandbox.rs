@@ -16,7 +16,11 @@ fn rss_mib(host: &Host) -> f64 {
 fn more_attacks_fail_their_request_and_memory_stays_bounded() {
     let (bad, good) = (free_port(), free_port());
     let host = Host::start(
-        &["request_timeout: 2s", "memory_limit_mb: 256"],
+        &[
+            "request_timeout: 2s",
+            "memory_limit_mb: 256",
+            "max_nn_memory_mb: 64",
+        ],
         &[
             Inst {
                 name: "hostile",
@@ -42,6 +46,7 @@ fn more_attacks_fail_their_request_and_memory_stays_bounded() {
         (0.96, "no graph named `../../etc/passwd`"),
         (0.97, "exceeds the limit"),
         (0.93, "memory limit of 256 MiB"),
+        (0.99, "tensors would hold more than 67108864 bytes"),
     ] {
         let other = std::thread::spawn({
             let img = img.clone();

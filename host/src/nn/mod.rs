@@ -53,6 +53,8 @@ pub struct NnError {
 pub struct NnLimits {
     /// Largest single tensor, in bytes, a component may create or receive.
     pub max_tensor_bytes: usize,
+    /// Most bytes the instance's live tensors may hold together.
+    pub max_live_bytes: usize,
 }
 
 /// Per-instance wasi-nn state: which graphs the instance may load, and those it has.
@@ -63,6 +65,8 @@ pub struct NnCtx {
     limits: NnLimits,
     /// Time spent inside ONNX Runtime since the host last took it.
     pub inference_time: std::time::Duration,
+    /// Bytes held by the instance's live tensors (created by it or handed to it).
+    live_bytes: usize,
 }
 
 impl NnCtx {
@@ -74,6 +78,7 @@ impl NnCtx {
             options,
             limits,
             inference_time: Default::default(),
+            live_bytes: 0,
         }
     }
 
@@ -195,7 +200,9 @@ impl inference::HostGraphExecutionContext for NnHost<'_> {
         let g = table.get(&ctx)?.0.clone();
         let mut named = Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
-            named.push((name, table.delete(t)?));
+            let t = table.delete(t)?;
+            nn.live_bytes = nn.live_bytes.saturating_sub(t.data.len());
+            named.push((name, t));
         }
         let started = std::time::Instant::now();
         let result = g.run(named);
@@ -220,6 +227,19 @@ impl inference::HostGraphExecutionContext for NnHost<'_> {
             };
             return Ok(Err(push_error(self, e)?));
         }
+        let total: usize = outputs.iter().map(|(_, t)| t.data.len()).sum();
+        let (nn, _) = self.nn();
+        if nn.live_bytes + total > nn.limits.max_live_bytes {
+            let e = NnError {
+                code: errors::ErrorCode::TooLarge,
+                message: format!(
+                    "outputs of {total} bytes would take the instance's tensors over {} bytes",
+                    nn.limits.max_live_bytes
+                ),
+            };
+            return Ok(Err(push_error(self, e)?));
+        }
+        nn.live_bytes += total;
         let table = self.nn().1;
         let mut result = Vec::with_capacity(outputs.len());
         for (name, t) in outputs {
@@ -273,6 +293,13 @@ impl wit_tensor::HostTensor for NnHost<'_> {
         // A malformed tensor is the guest's bug: trap its call rather than pass it on.
         let t = HostTensor::new(dimensions, from_wit(ty), data, nn.limits.max_tensor_bytes)
             .map_err(wasmtime::Error::msg)?;
+        if nn.live_bytes + t.data.len() > nn.limits.max_live_bytes {
+            return Err(wasmtime::Error::msg(format!(
+                "the instance's tensors would hold more than {} bytes",
+                nn.limits.max_live_bytes
+            )));
+        }
+        nn.live_bytes += t.data.len();
         Ok(table.push(t)?)
     }
 
@@ -289,7 +316,9 @@ impl wit_tensor::HostTensor for NnHost<'_> {
     }
 
     fn drop(&mut self, t: Resource<HostTensor>) -> wasmtime::Result<()> {
-        self.nn().1.delete(t)?;
+        let (nn, table) = self.nn();
+        let t = table.delete(t)?;
+        nn.live_bytes = nn.live_bytes.saturating_sub(t.data.len());
         Ok(())
     }
 }

@@ -188,6 +188,7 @@ impl Loaded {
             },
             NnLimits {
                 max_tensor_bytes: settings.max_tensor_bytes,
+                max_live_bytes: settings.max_nn_bytes,
             },
         );
         let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));
@@ -432,6 +433,7 @@ pub fn describe(
         },
         NnLimits {
             max_tensor_bytes: 0,
+            max_live_bytes: 0,
         },
     );
     let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));

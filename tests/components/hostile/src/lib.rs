@@ -10,6 +10,7 @@
 //! | 0.96 | asks for a graph that is not its own (`../../etc/passwd`) |
 //! | 0.97 | makes a tensor claiming 4 GiB of data |
 //! | 0.98 | works for 1.5 s (wall clock), then answers normally |
+//! | 0.99 | hoards 16 MiB tensors on the host until the instance's wasi-nn budget stops it |
 //! | other | returns one `ok` rectangle |
 //!
 //! With config `hang_in_init: true`, `init` never returns.
@@ -98,6 +99,15 @@ impl exports::cvat::model::detector::Guest for Hostile {
                 use model_sdk::bindings::wasi::nn::tensor::{Tensor, TensorType};
                 let t = Tensor::new(&[1 << 30], TensorType::Fp32, &[0u8; 16]);
                 black_box(t);
+            }
+            Some(99) => {
+                use model_sdk::bindings::wasi::nn::tensor::{Tensor, TensorType};
+                let buf = vec![0u8; 16 << 20];
+                let mut hoard = Vec::new();
+                for _ in 0..200 {
+                    hoard.push(Tensor::new(&[4 << 20], TensorType::Fp32, &buf));
+                }
+                black_box(hoard);
             }
             Some(98) => {
                 let start = std::time::Instant::now();
