@@ -89,6 +89,11 @@ fn new_component_folders_are_discovered_and_registered_without_losing_the_users_
         + "    idle_timeout:   10m   # spaced out\n";
     std::fs::write(host.config_path(), &users).unwrap();
 
+    // The first ports of the range are taken by another process: discovery skips them.
+    let squatters: Vec<_> = (a + 1..=a + 3)
+        .filter_map(|p| std::net::TcpListener::bind(("0.0.0.0", p)).ok())
+        .collect();
+    assert!(!squatters.is_empty());
     // A model-only folder, created together with its file.
     let folder = host.dir.join("components/my-detector");
     std::fs::create_dir(&folder).unwrap();
@@ -129,6 +134,16 @@ fn new_component_folders_are_discovered_and_registered_without_losing_the_users_
     assert_eq!(md["config"]["weights"].as_str(), Some(rel.as_str()));
     let port = md["port"].as_u64().unwrap() as u16;
     assert!((a + 1..=a + 200).contains(&port));
+    let taken: Vec<u16> = squatters
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    assert!(
+        !taken.contains(&port),
+        "port {port} is taken by another process: {taken:?}"
+    );
+    let other = file["models"]["extra-comp"]["port"].as_u64().unwrap() as u16;
+    assert!(!taken.contains(&other) && other != port);
     assert_eq!(
         file["models"]["extra-comp"]["implementation"].as_str(),
         Some("extra-comp")
