@@ -63,6 +63,8 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
         ("ncc-tracker", "components/ncc-tracker"),
         ("sam", "components/sam"),
         ("reid", "components/reid"),
+        ("selfie", "components/selfie"),
+        ("blazepose", "components/blazepose"),
     ] {
         // Only the components the instances use: discovery would register any other.
         if instances.iter().any(|i| i.implementation == name) {
