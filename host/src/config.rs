@@ -120,6 +120,14 @@ pub struct InstanceSpec {
     pub description: Option<String>,
 }
 
+impl InstanceSpec {
+    /// Whether the instance's `config` map sets `key` to `value` (the host reads a few
+    /// keys itself: `tracker_interface`, `response_format`).
+    pub fn config_is(&self, key: &str, value: &str) -> bool {
+        self.config.iter().any(|(k, v)| k == key && v == value)
+    }
+}
+
 /// An instance whose entry could not be used, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokenInstance {

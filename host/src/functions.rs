@@ -34,11 +34,7 @@ pub fn annotations(
             "Click inside the object (right-click outside it); a box is optional".into(),
         ));
     }
-    let legacy_tracker = spec
-        .config
-        .iter()
-        .any(|(k, v)| k == "tracker_interface" && v == "legacy");
-    if kind == Kind::Tracker && !legacy_tracker {
+    if kind == Kind::Tracker && !spec.config_is("tracker_interface", "legacy") {
         a.push(("supported_shape_types", "rectangle".into()));
     }
     a

@@ -285,18 +285,7 @@ async fn detect(
 ) -> Result<serde_json::Value, ApiError> {
     let req = DetectorRequest::parse(&body)?;
     drop(body);
-    let max_pixels = app.settings.max_image_pixels;
-    let decode_started = std::time::Instant::now();
-    let frame =
-        tokio::task::spawn_blocking(move || crate::frame::decode("image", &req.image, max_pixels))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("decode task failed: {e}"),
-                )
-            })??;
-    inst.metrics.stage(Stage::Decode, decode_started.elapsed());
+    let frame = decode_frame(app, inst, "image", req.image).await?;
     let (width, height) = (frame.width, frame.height);
     let threshold = req.threshold;
     let detections = inst
@@ -390,11 +379,6 @@ fn component_error(msg: String) -> ApiError {
     )
 }
 
-/// A host-level key of the instance's `config` map.
-fn config_is(inst: &Instance, key: &str, value: &str) -> bool {
-    inst.spec.config.iter().any(|(k, v)| k == key && v == value)
-}
-
 async fn track(
     app: &Arc<App>,
     inst: &Arc<Instance>,
@@ -403,7 +387,7 @@ async fn track(
     let req = TrackerRequest::parse(&body)?;
     drop(body);
     let frame = decode_frame(app, inst, "image", req.image).await?;
-    let default = if config_is(inst, "tracker_interface", "legacy") {
+    let default = if inst.spec.config_is("tracker_interface", "legacy") {
         ShapeFlavour::Legacy
     } else {
         ShapeFlavour::Dict
@@ -483,7 +467,7 @@ async fn interact(
         }
     }
     proposals.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-    if config_is(inst, "response_format", "legacy") {
+    if inst.spec.config_is("response_format", "legacy") {
         Ok(interactor_legacy_json(&proposals, w, h))
     } else {
         Ok(interactor_json(&proposals))

@@ -8,8 +8,6 @@
 //! Config keys: `weights` (graph, required), `threshold` (default 0.5), `iou_threshold`
 //! (0.3), `max_detections` (100).
 
-mod anchors;
-
 use std::cell::RefCell;
 
 use model_sdk::boxes::{weighted_nms, Scored};
@@ -77,7 +75,7 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
         let input_name = input_info.name.clone();
         let input =
             image_input(input_info, 128, Normalize::SIGNED, 0).map_err(Error::InvalidConfig)?;
-        let anchors = anchors::short_range(input.width, input.height);
+        let anchors = model_sdk::anchors::ssd(&[8, 16, 16, 16], input.width, input.height);
         let state = State {
             model,
             input_name,

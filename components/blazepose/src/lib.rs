@@ -13,7 +13,6 @@
 //! Config keys: `detector`, `landmarks` (graphs, required), `threshold` (detection score,
 //! default 0.5), `max_poses` (default 5), `min_presence` (pose flag, default 0.5).
 
-mod anchors;
 mod names;
 
 use std::cell::RefCell;
@@ -162,7 +161,11 @@ impl exports::cvat::model::detector::Guest for BlazePose {
         )
         .map_err(Error::InvalidConfig)?;
         let state = State {
-            anchors: anchors::pose(det_input.width, det_input.height),
+            anchors: model_sdk::anchors::ssd(
+                &[8, 16, 32, 32, 32],
+                det_input.width,
+                det_input.height,
+            ),
             detector,
             landmarks,
             det_input,
@@ -317,6 +320,5 @@ mod tests {
         };
         let (x, y) = q.to_frame(1.0, 0.5);
         assert!((x - 100.0).abs() < 1e-4 && (y - 60.0).abs() < 1e-4);
-        assert_eq!(super::anchors::pose(224, 224).len(), 2254);
     }
 }

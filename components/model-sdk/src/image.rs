@@ -131,6 +131,19 @@ pub fn letterbox(rgb: &[u8], width: u32, height: u32, input: &InputSpec) -> (Vec
     )
 }
 
+/// Bilinear sample of a `w` x `h` map at (`u`, `v`) in map cells (cell centres at
+/// integers), clamped to the map.
+pub fn sample(map: &[f32], w: usize, h: usize, u: f32, v: f32) -> f32 {
+    let u = u.clamp(0.0, (w - 1) as f32);
+    let v = v.clamp(0.0, (h - 1) as f32);
+    let (u0, v0) = (u as usize, v as usize);
+    let (u1, v1) = ((u0 + 1).min(w - 1), (v0 + 1).min(h - 1));
+    let (fu, fv) = (u - u0 as f32, v - v0 as f32);
+    let top = map[v0 * w + u0] * (1.0 - fu) + map[v0 * w + u1] * fu;
+    let bot = map[v1 * w + u0] * (1.0 - fu) + map[v1 * w + u1] * fu;
+    top * (1.0 - fv) + bot * fv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! RGB frame into a model input tensor, [`boxes`] holds box geometry and NMS, and [`config`]
 //! reads the instance's `config` map.
 
+pub mod anchors;
 pub mod boxes;
 pub mod config;
 pub mod image;

@@ -63,16 +63,7 @@ fn mask_of(
     threshold: f32,
 ) -> Option<(Mask, f32)> {
     let (fw, fh) = (frame.0 as usize, frame.1 as usize);
-    let sample = |u: f32, v: f32| {
-        let u = u.clamp(0.0, (mw - 1) as f32);
-        let v = v.clamp(0.0, (mh - 1) as f32);
-        let (u0, v0) = (u as usize, v as usize);
-        let (u1, v1) = ((u0 + 1).min(mw - 1), (v0 + 1).min(mh - 1));
-        let (fu, fv) = (u - u0 as f32, v - v0 as f32);
-        let top = map[v0 * mw + u0] * (1.0 - fu) + map[v0 * mw + u1] * fu;
-        let bot = map[v1 * mw + u0] * (1.0 - fu) + map[v1 * mw + u1] * fu;
-        top * (1.0 - fv) + bot * fv
-    };
+    let sample = |u: f32, v: f32| model_sdk::image::sample(map, mw, mh, u, v);
     let mut full = vec![0f32; fw * fh];
     let (mut x1, mut y1, mut x2, mut y2) = (usize::MAX, usize::MAX, 0, 0);
     for y in 0..fh {

@@ -397,16 +397,7 @@ fn segment(
                 .sum()
         })
         .collect();
-    let at = |u: f32, v: f32| {
-        let u = u.clamp(0.0, (mw - 1) as f32);
-        let v = v.clamp(0.0, (mh - 1) as f32);
-        let (u0, v0) = (u as usize, v as usize);
-        let (u1, v1) = ((u0 + 1).min(mw - 1), (v0 + 1).min(mh - 1));
-        let (fu, fv) = (u - u0 as f32, v - v0 as f32);
-        let top = logits[v0 * mw + u0] * (1.0 - fu) + logits[v0 * mw + u1] * fu;
-        let bot = logits[v1 * mw + u0] * (1.0 - fu) + logits[v1 * mw + u1] * fu;
-        top * (1.0 - fv) + bot * fv
-    };
+    let at = |u: f32, v: f32| model_sdk::image::sample(&logits, mw, mh, u, v);
     let (sx, sy) = (
         input.width as f32 / mw as f32,
         input.height as f32 / mh as f32,

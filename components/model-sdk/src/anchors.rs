@@ -1,13 +1,13 @@
-//! SSD anchors of MediaPipe's short-range face detector.
+//! SSD anchors as MediaPipe's `SsdAnchorsCalculator` makes them with fixed anchor sizes.
 
-/// Anchor centres, normalised to [0, 1], for an input of `w` x `h`: strides 8, 16, 16, 16
-/// with two anchors per layer per cell, offset 0.5, fixed size (896 for 128x128).
-pub fn short_range(w: u32, h: u32) -> Vec<(f32, f32)> {
-    let strides = [8u32, 16, 16, 16];
+/// Normalised anchor centres for an input of `w` x `h`: one grid per stride, two anchors
+/// per layer per cell, offset 0.5. Consecutive layers with the same stride share one grid
+/// (so BlazeFace's strides 8, 16, 16, 16 give 896 anchors at 128x128, BlazePose's 8, 16,
+/// 32, 32, 32 give 2254 at 224x224).
+pub fn ssd(strides: &[u32], w: u32, h: u32) -> Vec<(f32, f32)> {
     let mut anchors = Vec::new();
     let mut layer = 0;
     while layer < strides.len() {
-        // Consecutive layers with the same stride share one grid.
         let stride = strides[layer];
         let mut per_cell = 0;
         while layer < strides.len() && strides[layer] == stride {
@@ -28,7 +28,8 @@ pub fn short_range(w: u32, h: u32) -> Vec<(f32, f32)> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn count() {
-        assert_eq!(super::short_range(128, 128).len(), 896);
+    fn mediapipe_counts() {
+        assert_eq!(super::ssd(&[8, 16, 16, 16], 128, 128).len(), 896);
+        assert_eq!(super::ssd(&[8, 16, 32, 32, 32], 224, 224).len(), 2254);
     }
 }
