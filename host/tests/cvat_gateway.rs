@@ -235,7 +235,7 @@ fn generated_nuclio_functions_follow_the_rules_and_forward_for_real() {
     );
     let fdir = host.dir.join("nuclio_functions/yolo");
     // Generation runs in the background after start-up.
-    for _ in 0..200 {
+    for _ in 0..2400 {
         if fdir.join("function.yaml").exists() {
             break;
         }

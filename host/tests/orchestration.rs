@@ -85,7 +85,7 @@ fn idle_instances_unload_and_give_memory_back() {
         }
         let loaded = rss(&host);
         assert_eq!(host.instance_status("face")["state"], "ready");
-        wait_until("idle unload", Duration::from_secs(10), || {
+        wait_until("idle unload", Duration::from_secs(60), || {
             host.instance_status("face")["state"] == "unloaded"
         });
         let after = rss(&host);

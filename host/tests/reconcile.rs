@@ -36,7 +36,7 @@ fn models_yaml_edits_apply_without_restart() {
     let edited = original.replace("      weights: tests/fixtures/yolo_v8_test.onnx\n", "      weights: tests/fixtures/yolo_v8_test.onnx\n      threshold: 0.95\n")
         + &format!("  b:\n    implementation: yolo\n    port: {b}\n    config:\n      weights: tests/fixtures/yolo_v8_test.onnx\n    classes: [red, green]\n");
     std::fs::write(host.config_path(), &edited).unwrap();
-    host.wait_log("models.yaml applied", 1, Duration::from_secs(10));
+    host.wait_log("models.yaml applied", 1, Duration::from_secs(60));
     assert_eq!(post(b, &img).0, 200, "the added instance serves");
     assert_eq!(
         boxes(&post(a, &img).1).len(),
@@ -56,12 +56,12 @@ fn models_yaml_edits_apply_without_restart() {
     // Remove b: its port is released; a keeps serving.
     let without_b = edited[..edited.find("  b:\n").unwrap()].to_string();
     std::fs::write(host.config_path(), &without_b).unwrap();
-    host.wait_log("models.yaml applied", 2, Duration::from_secs(10));
+    host.wait_log("models.yaml applied", 2, Duration::from_secs(60));
     assert!(connect_refused(b), "removed instance's port is released");
     assert_eq!(post(a, &img).0, 200);
     // A broken edit keeps the running state.
     std::fs::write(host.config_path(), "models: [this is not a mapping\n").unwrap();
-    host.wait_log("running state kept", 1, Duration::from_secs(10));
+    host.wait_log("running state kept", 1, Duration::from_secs(60));
     assert_eq!(post(a, &img).0, 200);
 }
 
@@ -113,7 +113,7 @@ fn new_component_folders_are_discovered_and_registered_without_losing_the_users_
     host.wait_log(
         "registered a discovered instance",
         2,
-        Duration::from_secs(30),
+        Duration::from_secs(120),
     );
 
     let now = std::fs::read_to_string(host.config_path()).unwrap();
@@ -168,7 +168,7 @@ fn new_component_folders_are_discovered_and_registered_without_losing_the_users_
             .any(|i| i["name"] == *n)
     }) {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(60),
             "not applied: {}",
             host.log()
         );
@@ -216,7 +216,7 @@ fn generic_components_and_unfit_models_are_left_alone() {
         unfit.join("model.onnx"),
     )
     .unwrap();
-    host.wait_log("not registered", 2, Duration::from_secs(30));
+    host.wait_log("not registered", 2, Duration::from_secs(120));
     let text = std::fs::read_to_string(host.config_path()).unwrap();
     assert!(
         !text.contains("another-yolo") && !text.contains("not-yolo"),

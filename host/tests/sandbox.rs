@@ -16,8 +16,10 @@ fn rss_mib(host: &Host) -> f64 {
 fn more_attacks_fail_their_request_and_memory_stays_bounded() {
     let (bad, good) = (free_port(), free_port());
     let host = Host::start(
+        // A generous deadline: each attack must hit its own limit, not the clock, even on a
+        // loaded machine.
         &[
-            "request_timeout: 2s",
+            "request_timeout: 10s",
             "memory_limit_mb: 256",
             "max_nn_memory_mb: 64",
         ],
@@ -104,7 +106,10 @@ fn an_init_that_never_returns_is_cut_off() {
     assert_eq!(s, 500, "{v}");
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("init") && e.contains("deadline"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "cut off, not left hanging"
+    );
     assert_eq!(host.instance_status("stuck")["state"], "error");
     assert_eq!(post(good, &json!({"image": img})).0, 200);
 }

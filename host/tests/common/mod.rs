@@ -32,13 +32,21 @@ pub fn need(rel: &str) -> PathBuf {
     p
 }
 
-/// A free loopback port (released before use; good enough on a test machine).
+/// A free loopback port for a host to bind. Ports come from 20000-29999, below the
+/// kernel's ephemeral range (32768+), so a client connection of a parallel test cannot take
+/// one between this check and the host's bind; each test process starts at its own offset.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = (std::process::id() % 400) * 25;
+    loop {
+        let p = 20000 + (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 10000;
+        let p = p as u16;
+        if TcpListener::bind(("0.0.0.0", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
 }
 
 /// A project root under target/test-roots with a models.yaml of `settings` lines and
@@ -155,16 +163,25 @@ impl Host {
         host
     }
 
+    /// Wait for `/readyz`: the config applied and every instance port bound (or reported
+    /// as unbindable, which some tests want). `/healthz` answers before the instance ports
+    /// exist, so waiting on it raced the first request.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if ureq::get(&format!("http://127.0.0.1:{}/healthz", self.gateway))
-                .call()
-                .is_ok()
+            let ready = match ureq::get(&format!("http://127.0.0.1:{}/readyz", self.gateway)).call()
             {
+                Ok(_) => true,
+                Err(ureq::Error::Status(503, r)) => r
+                    .into_string()
+                    .unwrap_or_default()
+                    .contains("ports not bound"),
+                _ => false,
+            };
+            if ready {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         panic!("host did not become ready:\n{}", self.log());
     }
@@ -232,6 +249,20 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        // A host that died on its own is the bug a failing test is about: say how it ended.
+        if std::thread::panicking() {
+            match self.child.try_wait() {
+                Ok(Some(status)) => eprintln!(
+                    "the host had already exited: {status}\n--- host log ---\n{}",
+                    self.log()
+                ),
+                _ => eprintln!(
+                    "the host (pid {}) was still running\n--- host log ---\n{}",
+                    self.child.id(),
+                    self.log()
+                ),
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !std::thread::panicking() {
