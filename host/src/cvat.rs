@@ -180,6 +180,54 @@ mod tests {
     }
 
     #[test]
+    fn every_detection_field_renders_as_cvat_reads_it() {
+        use crate::runtime::loaded::{Attribute, Element, Mask, WitShapeType};
+        let det = |shape, points: Vec<f32>| Detection {
+            label: "x".into(),
+            confidence: 0.5,
+            shape,
+            points,
+            mask: None,
+            rotation: None,
+            attributes: vec![],
+            elements: vec![],
+        };
+        let mut rect = det(WitShapeType::Rectangle, vec![1.0, 2.0, 3.0, 4.0]);
+        rect.rotation = Some(15.0);
+        rect.attributes = vec![Attribute {
+            name: "age".into(),
+            value: "31".into(),
+        }];
+        let mut mask = det(WitShapeType::Mask, vec![]);
+        mask.mask = Some(Mask {
+            x1: 10,
+            y1: 20,
+            x2: 12,
+            y2: 21,
+            bitmap: vec![0, 1, 1, 1, 1, 0],
+        });
+        let mut skel = det(WitShapeType::Skeleton, vec![]);
+        skel.elements = vec![Element {
+            label: "nose".into(),
+            x: 5.0,
+            y: 6.0,
+            outside: true,
+        }];
+        let tag = det(WitShapeType::Tag, vec![]);
+        assert_eq!(
+            detections_json(&[rect, mask, skel, tag]),
+            json!([
+                {"label": "x", "type": "rectangle", "points": [1.0, 2.0, 3.0, 4.0], "confidence": "0.5", "rotation": 15.0,
+                 "attributes": [{"name": "age", "value": "31"}]},
+                {"label": "x", "type": "mask", "confidence": "0.5", "mask": [0, 1, 1, 1, 1, 0, 10, 20, 12, 21]},
+                {"label": "x", "type": "skeleton", "confidence": "0.5",
+                 "elements": [{"label": "nose", "type": "points", "points": [5.0, 6.0], "outside": 1}]},
+                {"label": "x", "type": "tag", "confidence": "0.5"},
+            ])
+        );
+    }
+
+    #[test]
     fn confidence_is_a_short_string() {
         assert_eq!(confidence(0.92137), "0.9214");
         assert_eq!(confidence(1.0), "1");

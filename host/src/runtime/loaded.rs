@@ -76,7 +76,7 @@ pub use bindings::interactor::exports::cvat::model::interactor::{Prompt, Proposa
 /// The tracker's shape and result types.
 pub use bindings::tracker::exports::cvat::model::tracker::{TrackResult, TrackedShape};
 /// Boxes and points.
-pub use wit::{Bbox, Point, ShapeType as WitShapeType};
+pub use wit::{Attribute, Bbox, Element, Point, ShapeType as WitShapeType};
 
 /// A decoded RGB8 frame.
 #[derive(Debug, Clone)]
