@@ -28,6 +28,21 @@ pub enum State {
     Error,
 }
 
+impl State {
+    /// Every state, in order.
+    pub const ALL: [State; 4] = [State::Unloaded, State::Loading, State::Ready, State::Error];
+
+    /// The name status, logs and metrics use (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unloaded => "unloaded",
+            State::Loading => "loading",
+            State::Ready => "ready",
+            State::Error => "error",
+        }
+    }
+}
+
 /// What `status` shows for one instance.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {

@@ -220,7 +220,7 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
         "1 for the instance's current state.",
     );
     for s in samples {
-        for state in ["unloaded", "loading", "ready", "error"] {
+        for state in crate::instance::State::ALL.map(crate::instance::State::as_str) {
             let _ = writeln!(
                 out,
                 "host_instance_state{{instance=\"{}\",state=\"{state}\"}} {}",

@@ -166,12 +166,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .zip(&statuses)
         .map(|(i, s)| crate::metrics::Sample {
             name: &i.spec.name,
-            state: match s.state {
-                InstanceState::Unloaded => "unloaded",
-                InstanceState::Loading => "loading",
-                InstanceState::Ready => "ready",
-                InstanceState::Error => "error",
-            },
+            state: s.state.as_str(),
             metrics: &i.metrics,
             wasm_memory_bytes: s.wasm_memory_bytes,
         })
@@ -439,9 +434,9 @@ async fn interact(
     inst: &Arc<Instance>,
     body: Bytes,
 ) -> Result<serde_json::Value, ApiError> {
-    let req = InteractorRequest::parse(&body)?;
+    let mut req = InteractorRequest::parse(&body)?;
     drop(body);
-    let frame = decode_frame(app, inst, "image", req.image.clone()).await?;
+    let frame = decode_frame(app, inst, "image", std::mem::take(&mut req.image)).await?;
     req.check_bounds(frame.width, frame.height)?;
     let (w, h) = (frame.width, frame.height);
     let clamp = |(x, y): (f32, f32)| Point {

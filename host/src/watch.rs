@@ -21,11 +21,7 @@ pub struct Watcher {
 /// A cheap fingerprint: the config file's size and mtime, and each component folder's
 /// `component.wasm` and `.onnx` files with theirs.
 fn fingerprint(config_path: &Path, components: &Path) -> String {
-    let stamp = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| format!("{}@{:?}", m.len(), m.modified().ok()))
-            .unwrap_or_else(|_| "-".into())
-    };
+    let stamp = |p: &Path| format!("{:?}", crate::runtime::loaded::stamp(p));
     let mut parts = vec![stamp(config_path)];
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(components)
         .into_iter()

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
 use model_sdk::image::{letterbox, InputSpec, Normalize};
-use model_sdk::nn::{image_input, Model, Output};
+use model_sdk::nn::{image_input, output_shaped, sigmoid, Model, Output};
 
 model_sdk::world!("detector-model");
 
@@ -159,23 +159,16 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
 
 /// Pick the regressor (`[1, N, 16]`) and score (`[1, N, 1]`) outputs by shape.
 fn split_outputs(outputs: &[Output], anchors: usize) -> Result<(&[f32], &[f32]), String> {
-    let find = |last: u32| {
-        outputs
-            .iter()
-            .find(|o| o.dims.last() == Some(&last) && o.data.len() == anchors * last as usize)
-            .map(|o| o.data.as_slice())
-    };
-    match (find(16), find(1)) {
-        (Some(r), Some(s)) => Ok((r, s)),
+    match (
+        output_shaped(outputs, anchors, 16),
+        output_shaped(outputs, anchors, 1),
+    ) {
+        (Some(r), Some(s)) => Ok((&r.data, &s.data)),
         _ => Err(format!(
             "expected outputs [1, {anchors}, 16] and [1, {anchors}, 1], got {:?}",
             outputs.iter().map(|o| &o.dims).collect::<Vec<_>>()
         )),
     }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 export!(BlazeFace);

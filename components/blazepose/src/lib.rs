@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
 use model_sdk::image::{letterbox, InputSpec, Layout, Normalize};
-use model_sdk::nn::{image_input, Model, Output};
+use model_sdk::nn::{image_input, output_shaped, sigmoid, Model};
 
 model_sdk::world!("detector-model");
 
@@ -74,10 +74,6 @@ fn model_info(label: String) -> ModelInfo {
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// A rotated square region of interest in frame pixels.
 #[derive(Debug, Clone, Copy)]
 struct Roi {
@@ -126,12 +122,6 @@ fn crop(frame: &Frame, roi: &Roi, input: &InputSpec) -> Vec<f32> {
         }
     }
     out
-}
-
-fn pick(outputs: &[Output], elements: usize, last: u32) -> Option<&Output> {
-    outputs
-        .iter()
-        .find(|o| o.dims.last() == Some(&last) && o.data.len() == elements * last as usize)
 }
 
 struct BlazePose;
@@ -195,7 +185,8 @@ impl exports::cvat::model::detector::Guest for BlazePose {
                 .run_f32(vec![(name(&st.detector)?, st.det_input.dims(), tensor)])
                 .map_err(Error::Failed)?;
             let n = st.anchors.len();
-            let (Some(reg), Some(scores)) = (pick(&out, n, 12), pick(&out, n, 1)) else {
+            let (Some(reg), Some(scores)) = (output_shaped(&out, n, 12), output_shaped(&out, n, 1))
+            else {
                 return Err(Error::Failed(format!(
                     "detector outputs {:?}: expected [1, {n}, 12] and [1, {n}, 1]",
                     out.iter().map(|o| &o.dims).collect::<Vec<_>>()

@@ -119,3 +119,16 @@ pub fn image_input(
         pad,
     })
 }
+
+/// The output shaped `[1, rows, last]` (found by its last dimension and size), for models
+/// whose outputs are told apart by shape rather than name.
+pub fn output_shaped(outputs: &[Output], rows: usize, last: u32) -> Option<&Output> {
+    outputs
+        .iter()
+        .find(|o| o.dims.last() == Some(&last) && o.data.len() == rows * last as usize)
+}
+
+/// The logistic function.
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}

@@ -144,7 +144,8 @@ pub struct FileStamp {
     modified: std::time::SystemTime,
 }
 
-fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+/// The stamp of `path` now, if it exists.
+pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
     let m = std::fs::metadata(path).ok()?;
     Some(FileStamp {
         len: m.len(),
