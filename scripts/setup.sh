@@ -4,8 +4,9 @@
 #
 #   1. apt: Debian's rustc-web + std source + lld + wasi-libc (the offline WASM guest toolchain)
 #   2. .deps/venv: Python packages for model conversion and test fixtures
-#   3. .deps/wheels: onnxruntime, mediapipe, scikit-image wheels (downloaded, not installed)
-#   4. .deps/onnxruntime: libonnxruntime.so from the onnxruntime wheel
+#   3. .deps/wheels: onnxruntime, openvino, mediapipe, scikit-image wheels (downloaded, not installed)
+#   4. .deps/onnxruntime: libonnxruntime.so from the onnxruntime wheel;
+#      .deps/openvino: OpenVINO's C library, CPU plugin and ONNX frontend from the openvino wheel
 #   5. models/: the default face detector (BlazeFace, converted to ONNX) and its licence
 #   6. tests/fixtures/: synthetic YOLO test graphs and test images
 #   7. components/*/component.wasm: every guest component, built
@@ -16,6 +17,7 @@ mkdir -p "$deps"
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 ORT_VERSION=1.32.0
+OPENVINO_VERSION=2026.4.1
 MEDIAPIPE_VERSION=0.10.21
 SKIMAGE_VERSION=0.26.0
 
@@ -55,6 +57,7 @@ fetch_wheel() { # name==version
         -d "$wheels" "$1"
 }
 fetch_wheel "onnxruntime==$ORT_VERSION"
+fetch_wheel "openvino==$OPENVINO_VERSION"
 fetch_wheel "mediapipe==$MEDIAPIPE_VERSION"
 fetch_wheel "scikit-image==$SKIMAGE_VERSION"
 
@@ -71,6 +74,24 @@ if [ ! -f "$ort_dir/libonnxruntime.so.$ORT_VERSION" ]; then
 fi
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ort_dir/libonnxruntime.so"
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ort_dir/libonnxruntime.so.1"
+
+# 4b. OpenVINO (the optional CPU backend): only what reading ONNX on the CPU needs, ~90 MB.
+ov_dir="$deps/openvino"
+if [ ! -f "$ov_dir/.version-$OPENVINO_VERSION" ]; then
+    say "extracting OpenVINO $OPENVINO_VERSION (C library, CPU plugin, ONNX frontend)"
+    rm -rf "$ov_dir" && mkdir -p "$ov_dir"
+    "$py" - "$(ls "$wheels"/openvino-$OPENVINO_VERSION-*.whl)" "$ov_dir" <<'PY'
+import os, re, sys, zipfile
+keep = re.compile(r"openvino/libs/lib(openvino(_c|_intel_cpu_plugin|_onnx_frontend)?\.so[.0-9]*|tbb\.so.*|tbbbind.*|tbbmalloc\.so.*|hwloc.*)$")
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for n in z.namelist():
+        if keep.match(n):
+            with open(os.path.join(sys.argv[2], os.path.basename(n)), "wb") as f:
+                f.write(z.read(n))
+PY
+    touch "$ov_dir/.version-$OPENVINO_VERSION"
+fi
+ln -sf "$(cd "$ov_dir" && ls libopenvino_c.so.* | head -1)" "$ov_dir/libopenvino_c.so"
 
 # 5-6. Models and fixtures -------------------------------------------------------------
 if [ ! -f "$root/models/face_detection_short_range.onnx" ]; then

@@ -150,7 +150,13 @@ fn main() {
     });
     wait_for(gateway);
 
-    let runtime = Arc::new(Runtime::new(dir.join(".state/cache/components")).unwrap());
+    let runtime = Arc::new(
+        Runtime::new(
+            dir.join(".state/cache/components"),
+            host::up::libraries(&dir),
+        )
+        .unwrap(),
+    );
     println!(
         "1920x1080 JPEG ({} KB), {threads} ORT threads, medians in ms",
         jpeg.len() / 1024

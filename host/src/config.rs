@@ -113,8 +113,10 @@ pub struct InstanceSpec {
     pub max_queue: usize,
     /// ONNX Runtime intra-op threads for this instance's sessions (default: settings).
     pub ort_threads: Option<usize>,
+    /// Which library runs inference (`backend:` on the instance, or in its `config`).
+    pub backend: crate::nn::Backend,
     /// Where inference runs (`device:` on the instance, or in its `config`).
-    pub device: crate::nn::onnx::Device,
+    pub device: crate::nn::Device,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -191,6 +193,8 @@ struct RawInstance {
     max_queue: Option<usize>,
     #[serde(default)]
     ort_threads: Option<usize>,
+    #[serde(default)]
+    backend: Option<String>,
     #[serde(default)]
     device: Option<String>,
     #[serde(default)]
@@ -560,15 +564,26 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
             .find_map(|p| read_classes(&p))
             .unwrap_or_default(),
     };
-    let device = match raw.device.clone().or_else(|| {
+    let from_config = |key: &str| {
         config
             .iter()
-            .find(|(k, _)| k == "device")
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
-    }) {
-        Some(t) => crate::nn::onnx::Device::parse(&t).map_err(|e| format!("device: {e}"))?,
-        None => crate::nn::onnx::Device::Cpu,
     };
+    let device = match raw.device.clone().or_else(|| from_config("device")) {
+        Some(t) => crate::nn::Device::parse(&t).map_err(|e| format!("device: {e}"))?,
+        None => crate::nn::Device::Cpu,
+    };
+    let backend = match raw.backend.clone().or_else(|| from_config("backend")) {
+        Some(t) => crate::nn::Backend::parse(&t).map_err(|e| format!("backend: {e}"))?,
+        None => crate::nn::Backend::default(),
+    };
+    crate::nn::SessionOptions {
+        intra_threads: 1,
+        backend,
+        device,
+    }
+    .validate()?;
     Ok(InstanceSpec {
         name: name.to_string(),
         display_name: raw.name.unwrap_or_else(|| name.to_string()),
@@ -580,6 +595,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         graphs,
         classes,
         idle_timeout,
+        backend,
         device,
         max_queue: raw.max_queue.unwrap_or(32).max(1),
         ort_threads: raw.ort_threads.map(|t| t.max(1)),

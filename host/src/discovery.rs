@@ -147,6 +147,7 @@ fn temp_spec(
         idle_timeout: settings.idle_timeout,
         max_queue: 1,
         ort_threads: Some(1),
+        backend: Default::default(),
         device: Default::default(),
         display_name: name.to_string(),
         description: None,

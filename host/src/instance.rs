@@ -59,6 +59,8 @@ pub struct Status {
     pub compile_cached: Option<bool>,
     /// Linear memory of the loaded component (model sessions live outside it).
     pub wasm_memory_bytes: u64,
+    /// Which library runs inference (`onnxruntime` or `openvino`).
+    pub backend: String,
     /// Where inference runs.
     pub device: String,
 }
@@ -109,6 +111,7 @@ impl Instance {
             last_load_ms: None,
             compile_cached: None,
             wasm_memory_bytes: 0,
+            backend: spec.backend.to_string(),
             device: spec.device.to_string(),
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));

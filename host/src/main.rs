@@ -292,7 +292,10 @@ fn nuclio(root: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()
     for b in &file.broken {
         eprintln!("skipping {}: {}", b.name, b.error);
     }
-    let rt = host::runtime::Runtime::new(root.join(".state/cache/components"))?;
+    let rt = host::runtime::Runtime::new(
+        root.join(".state/cache/components"),
+        host::up::libraries(root),
+    )?;
     let instances: Vec<_> = file
         .instances
         .iter()
@@ -347,7 +350,7 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             .unwrap_or_else(|| "?".into())
     );
     println!(
-        "{:<22} {:<10} {:>5}  {:<8} {:>10} {:<6} {:>8} {:>9}  ERROR",
+        "{:<22} {:<10} {:>5}  {:<8} {:>10} {:<12} {:>8} {:>9}  ERROR",
         "NAME", "KIND", "PORT", "STATE", "WASM MEM", "DEVICE", "REQUESTS", "LAST USED"
     );
     let now = std::time::SystemTime::now()
@@ -365,7 +368,7 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             .map(|t| format!("{}s ago", now.saturating_sub(t)))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<22} {:<10} {:>5}  {:<8} {:>10} {:<6} {:>8} {:>9}  {}",
+            "{:<22} {:<10} {:>5}  {:<8} {:>10} {:<12} {:>8} {:>9}  {}",
             s("name"),
             s("kind"),
             i["port"]
@@ -374,7 +377,10 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "-".into()),
             s("state"),
             mib(i["wasm_memory_bytes"].as_u64().unwrap_or(0)),
-            s("device"),
+            match i["backend"].as_str() {
+                Some("openvino") => format!("openvino:{}", s("device")),
+                _ => s("device"),
+            },
             i["requests"].as_u64().unwrap_or(0),
             last,
             i["error"].as_str().unwrap_or("")

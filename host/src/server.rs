@@ -89,7 +89,8 @@ impl App {
             last_load_ms: None,
             compile_cached: None,
             wasm_memory_bytes: 0,
-            device: "cpu".into(),
+            backend: String::new(),
+            device: String::new(),
         }));
         all
     }

@@ -20,18 +20,34 @@ use crate::watch::Watcher;
 /// Where ONNX Runtime's shared library is: `ORT_DYLIB_PATH`, else `.deps/onnxruntime`
 /// under `root`, else beside the executable or in a `.deps/onnxruntime` above it.
 pub fn find_onnxruntime(root: &Path) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+    find_library(root, "ORT_DYLIB_PATH", "onnxruntime", "libonnxruntime.so")
+}
+
+/// Where OpenVINO's C library is: `OPENVINO_LIB`, else `.deps/openvino` under `root`, else
+/// beside the executable or in a `.deps/openvino` above it. `None` when not installed.
+pub fn find_openvino(root: &Path) -> Option<PathBuf> {
+    find_library(root, "OPENVINO_LIB", "openvino", "libopenvino_c.so")
+}
+
+fn find_library(root: &Path, env: &str, deps: &str, lib: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         return Some(PathBuf::from(p));
     }
-    let lib = "libonnxruntime.so";
-    let mut candidates = vec![root.join(".deps/onnxruntime").join(lib)];
+    let mut candidates = vec![root.join(".deps").join(deps).join(lib)];
     if let Ok(exe) = std::env::current_exe() {
         for dir in exe.ancestors().skip(1) {
             candidates.push(dir.join(lib));
-            candidates.push(dir.join(".deps/onnxruntime").join(lib));
+            candidates.push(dir.join(".deps").join(deps).join(lib));
         }
     }
     candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The libraries `host up` hands to the runtime.
+pub fn libraries(root: &Path) -> crate::nn::Libraries {
+    crate::nn::Libraries {
+        openvino: find_openvino(root),
+    }
 }
 
 /// How often models.yaml and the components folder are checked for changes.
@@ -52,10 +68,20 @@ pub async fn run(
         .commit()
         .context("initialising ONNX Runtime")?;
     tracing::info!(library = %ort.display(), "ONNX Runtime");
+    let libraries = libraries(root);
+    match &libraries.openvino {
+        Some(lib) => tracing::info!(library = %lib.display(), "OpenVINO (opened on first use)"),
+        None => tracing::info!(
+            "OpenVINO not installed: instances with `backend: openvino` will not load"
+        ),
+    }
 
     let file = ModelsFile::load(config_path, root)?;
     let settings = Arc::new(file.settings.clone());
-    let runtime = Arc::new(Runtime::new(root.join(".state/cache/components"))?);
+    let runtime = Arc::new(Runtime::new(
+        root.join(".state/cache/components"),
+        libraries,
+    )?);
     let app = Arc::new(App::new(runtime, settings.clone()));
 
     let gateway = SocketAddr::new(settings.bind, settings.gateway_port);

@@ -1,11 +1,15 @@
 //! The host side of `wasi:nn` (graphs, tensors, inference, errors) and of
-//! `cvat:model/graphs`, backed by ONNX Runtime.
+//! `cvat:model/graphs`, backed by ONNX Runtime (CPU or CUDA) or OpenVINO (CPU).
+//! [`graph`] holds what the backends share; [`onnx`] and [`openvino`] implement it.
 //!
 //! Each model instance gets its own [`NnCtx`]: a registry that maps graph names (config keys)
 //! to the model files the instance was configured with, and the sessions loaded so far.
 //! Dropping the context drops the sessions, which is how an idle instance gives memory back.
 
+pub mod graph;
 pub mod onnx;
+pub mod onnx_meta;
+pub mod openvino;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -14,7 +18,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use onnx::{OnnxGraph, SessionOptions};
+pub use graph::{Backend, Device, Graph, Libraries, SessionOptions};
 use tensor::{ElementType, HostTensor};
 
 /// Generated bindings for the imports every model component may use.
@@ -33,10 +37,10 @@ pub mod bindings {
 }
 
 use bindings::cvat::model::graphs as wit_graphs;
-use bindings::wasi::nn::{errors, graph, inference, tensor as wit_tensor};
+use bindings::wasi::nn::{errors, graph as wit_graph, inference, tensor as wit_tensor};
 
 /// A loaded graph as the guest holds it.
-pub type GraphHandle = Arc<OnnxGraph>;
+pub type GraphHandle = Arc<dyn Graph>;
 
 /// An execution context: the graph's session, shared with the graph resource.
 pub struct ExecContext(GraphHandle);
@@ -62,6 +66,7 @@ pub struct NnCtx {
     files: HashMap<String, PathBuf>,
     loaded: HashMap<String, GraphHandle>,
     options: SessionOptions,
+    libraries: Libraries,
     limits: NnLimits,
     /// Time spent inside ONNX Runtime since the host last took it.
     pub inference_time: std::time::Duration,
@@ -71,11 +76,17 @@ pub struct NnCtx {
 
 impl NnCtx {
     /// `files` maps graph names to model files already checked to lie under the model root.
-    pub fn new(files: HashMap<String, PathBuf>, options: SessionOptions, limits: NnLimits) -> Self {
+    pub fn new(
+        files: HashMap<String, PathBuf>,
+        options: SessionOptions,
+        libraries: Libraries,
+        limits: NnLimits,
+    ) -> Self {
         Self {
             files,
             loaded: HashMap::new(),
             options,
+            libraries,
             limits,
             inference_time: Default::default(),
             live_bytes: 0,
@@ -99,13 +110,13 @@ impl NnCtx {
             });
         };
         let started = std::time::Instant::now();
-        tracing::info!(graph = name, path = %path.display(), "loading graph");
-        let g = OnnxGraph::load(path, self.options).map_err(|e| NnError {
+        let (backend, device) = (self.options.backend, self.options.device);
+        tracing::info!(graph = name, path = %path.display(), %backend, %device, "loading graph");
+        let g = graph::load(path, self.options, &self.libraries).map_err(|e| NnError {
             code: errors::ErrorCode::RuntimeError,
-            message: format!("loading {}: {e}", path.display()),
+            message: format!("loading {}: {e:#}", path.display()),
         })?;
         tracing::info!(graph = name, path = %path.display(), ms = started.elapsed().as_millis() as u64, "graph loaded");
-        let g = Arc::new(g);
         self.loaded.insert(name.to_string(), g.clone());
         Ok(g)
     }
@@ -144,12 +155,12 @@ fn push_error(s: &mut NnHost<'_>, e: NnError) -> wasmtime::Result<Resource<NnErr
     Ok(s.table.push(e)?)
 }
 
-impl graph::Host for NnHost<'_> {
+impl wit_graph::Host for NnHost<'_> {
     fn load(
         &mut self,
-        _builder: Vec<graph::GraphBuilder>,
-        _encoding: graph::GraphEncoding,
-        _target: graph::ExecutionTarget,
+        _builder: Vec<wit_graph::GraphBuilder>,
+        _encoding: wit_graph::GraphEncoding,
+        _target: wit_graph::ExecutionTarget,
     ) -> wasmtime::Result<Result<Resource<GraphHandle>, Resource<NnError>>> {
         let e = NnError {
             code: errors::ErrorCode::UnsupportedOperation,
@@ -171,7 +182,7 @@ impl graph::Host for NnHost<'_> {
     }
 }
 
-impl graph::HostGraph for NnHost<'_> {
+impl wit_graph::HostGraph for NnHost<'_> {
     fn init_execution_context(
         &mut self,
         graph: Resource<GraphHandle>,
@@ -349,12 +360,12 @@ impl wit_graphs::Host for NnHost<'_> {
             Ok(g) => g,
             Err(e) => return Ok(Err(e.message)),
         };
-        let conv = |i: &onnx::TensorInfo| wit_graphs::TensorInfo {
+        let conv = |i: &graph::TensorInfo| wit_graphs::TensorInfo {
             name: i.name.clone(),
             ty: i.ty.map(to_wit).unwrap_or(wit_tensor::TensorType::Fp32),
             dims: i.dims.clone(),
         };
-        let s = &g.signature;
+        let s = g.signature();
         Ok(Ok(wit_graphs::GraphSignature {
             inputs: s.inputs.iter().map(conv).collect(),
             outputs: s.outputs.iter().map(conv).collect(),

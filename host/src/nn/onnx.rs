@@ -1,5 +1,5 @@
-//! ONNX Runtime sessions: loading a model file with explicit threading, describing its
-//! inputs and outputs, and running it on byte tensors.
+//! The ONNX Runtime backend: sessions with explicit threading on the CPU or CUDA, their
+//! inputs and outputs, and runs on byte tensors.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,73 +9,13 @@ use ort::session::{Session, SessionInputValue};
 use ort::tensor::TensorElementType;
 use ort::value::{Tensor as OrtTensor, ValueType};
 
+use super::graph::{Device, Graph, SessionOptions, Signature, TensorInfo};
 use super::tensor::{ElementType, HostTensor};
-
-/// How sessions are created.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionOptions {
-    /// Intra-op threads per session (explicit, so several loaded models do not each spawn
-    /// one thread per core).
-    pub intra_threads: usize,
-    /// Where the session runs.
-    pub device: Device,
-}
-
-/// An execution target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Device {
-    #[default]
-    Cpu,
-    /// CUDA device N through ONNX Runtime's CUDA execution provider.
-    Cuda(i32),
-}
-
-impl Device {
-    /// Parse `cpu` or `cuda:N` (`cuda` alone is device 0).
-    pub fn parse(text: &str) -> Result<Device, String> {
-        match text.trim() {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda(0)),
-            t => t
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse::<i32>().ok())
-                .filter(|n| *n >= 0)
-                .map(Device::Cuda)
-                .ok_or_else(|| format!("device `{t}`: expected cpu or cuda:N")),
-        }
-    }
-}
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Device::Cpu => f.write_str("cpu"),
-            Device::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-/// One input or output of a graph.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorInfo {
-    pub name: String,
-    pub ty: Option<ElementType>,
-    /// -1 for dynamic dimensions.
-    pub dims: Vec<i64>,
-}
-
-/// A graph's inputs, outputs and metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Signature {
-    pub inputs: Vec<TensorInfo>,
-    pub outputs: Vec<TensorInfo>,
-    pub metadata: Vec<(String, String)>,
-}
 
 /// A loaded ONNX model. The session is dropped (and its memory released) with this value.
 pub struct OnnxGraph {
     session: Mutex<Session>,
-    pub signature: Signature,
+    signature: Signature,
 }
 
 fn element_type(t: TensorElementType) -> Option<ElementType> {
@@ -107,7 +47,7 @@ fn info(name: &str, ty: &ValueType) -> TensorInfo {
 }
 
 impl OnnxGraph {
-    /// Load `path` into a new CPU session.
+    /// Load `path` into a new session on `options.device`.
     pub fn load(path: &Path, options: SessionOptions) -> anyhow::Result<Self> {
         let mut builder = Session::builder()?;
         if let Device::Cuda(n) = options.device {
@@ -160,22 +100,18 @@ impl OnnxGraph {
             signature,
         })
     }
+}
 
-    /// Run the graph. Inputs are matched by name; every output is returned in graph order.
-    pub fn run(
-        &self,
-        inputs: Vec<(String, HostTensor)>,
-    ) -> anyhow::Result<Vec<(String, HostTensor)>> {
+impl Graph for OnnxGraph {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>> {
         let mut values: Vec<(String, SessionInputValue<'static>)> =
             Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
-            let Some(expected) = self.signature.inputs.iter().find(|i| i.name == name) else {
-                anyhow::bail!(
-                    "the graph has no input `{name}` (inputs: {})",
-                    self.input_names()
-                );
-            };
-            check_dims(&name, &expected.dims, &t.dims)?;
+            self.signature.check_input(&name, &t.dims)?;
             values.push((name, to_ort(t)?));
         }
         let mut session = self
@@ -189,28 +125,6 @@ impl OnnxGraph {
         }
         Ok(result)
     }
-
-    fn input_names(&self) -> String {
-        self.signature
-            .inputs
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-fn check_dims(name: &str, expected: &[i64], got: &[u32]) -> anyhow::Result<()> {
-    let fits = expected.len() == got.len()
-        && expected
-            .iter()
-            .zip(got)
-            .all(|(&e, &g)| e < 0 || e == g as i64);
-    anyhow::ensure!(
-        fits,
-        "input `{name}`: the graph expects dims {expected:?}, got {got:?}"
-    );
-    Ok(())
 }
 
 fn to_ort(t: HostTensor) -> anyhow::Result<SessionInputValue<'static>> {

@@ -14,7 +14,7 @@ use super::store::StoreState;
 use super::{Runtime, EPOCH_TICK};
 use crate::config::InstanceSpec;
 use crate::labels::{AttributeSpec, LabelSpec, ModelInfo, ShapeType};
-use crate::nn::onnx::SessionOptions;
+use crate::nn::SessionOptions;
 use crate::nn::{NnCtx, NnLimits};
 
 /// Bindings per kind. The detector world generates the shared `cvat:model/types`; the
@@ -185,8 +185,10 @@ impl Loaded {
             spec.graphs.clone(),
             SessionOptions {
                 intra_threads: spec.ort_threads.unwrap_or(settings.ort_threads),
+                backend: spec.backend,
                 device: spec.device,
             },
+            rt.libraries.clone(),
             NnLimits {
                 max_tensor_bytes: settings.max_tensor_bytes,
                 max_live_bytes: settings.max_nn_bytes,
@@ -430,8 +432,10 @@ pub fn describe(
         Default::default(),
         SessionOptions {
             intra_threads: 1,
+            backend: Default::default(),
             device: Default::default(),
         },
+        Default::default(),
         NnLimits {
             max_tensor_bytes: 0,
             max_live_bytes: 0,

@@ -27,6 +27,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<StoreState>,
+    /// Optional inference libraries, handed to every instance's wasi-nn.
+    pub libraries: crate::nn::Libraries,
     cache_dir: PathBuf,
     stop: Arc<AtomicBool>,
 }
@@ -34,7 +36,7 @@ pub struct Runtime {
 impl Runtime {
     /// Build the engine and linker and start the epoch ticker. Compiled components are
     /// cached under `cache_dir`.
-    pub fn new(cache_dir: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(cache_dir: PathBuf, libraries: crate::nn::Libraries) -> anyhow::Result<Self> {
         let mut cfg = Config::new();
         cfg.wasm_component_model(true);
         cfg.epoch_interruption(true);
@@ -59,6 +61,7 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
+            libraries,
             cache_dir,
             stop,
         })

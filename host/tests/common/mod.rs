@@ -136,6 +136,11 @@ impl Host {
     /// Write a config with `settings` lines and `instances`, start the host, wait until
     /// its management API answers.
     pub fn start(settings: &[&str], instances: &[Inst]) -> Host {
+        Self::start_with_env(settings, instances, &[])
+    }
+
+    /// [`Host::start`] with more environment variables for the host process.
+    pub fn start_with_env(settings: &[&str], instances: &[Inst], env: &[(&str, &str)]) -> Host {
         let (dir, gateway) = make_root(settings, instances);
         let log = dir.join("host.log");
         let child = Command::new(env!("CARGO_BIN_EXE_host"))
@@ -147,6 +152,7 @@ impl Host {
                 need(".deps/onnxruntime/libonnxruntime.so"),
             )
             .env("RUST_LOG", "info,ort=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::File::options().append(true).open(&log).unwrap(),

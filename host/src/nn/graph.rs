@@ -1,0 +1,216 @@
+//! What every inference backend provides: a loaded graph with a signature that runs byte
+//! tensors, and the per-instance choice of backend and device.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::tensor::{ElementType, HostTensor};
+
+/// A loaded model, ready to run. Dropping the last handle releases its memory.
+pub trait Graph: Send + Sync {
+    /// Inputs, outputs and metadata of the model file.
+    fn signature(&self) -> &Signature;
+    /// Run the graph. Inputs are matched by name; every output is returned in graph order.
+    fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>>;
+}
+
+/// Which library runs an instance's graphs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// ONNX Runtime (CPU, or CUDA with `device: cuda:N`). The default: on this project's
+    /// CPUs it is as fast as OpenVINO or faster (README, "OpenVINO").
+    #[default]
+    OnnxRuntime,
+    /// OpenVINO on the CPU, reading the ONNX file directly.
+    OpenVino,
+}
+
+impl Backend {
+    /// Parse `onnxruntime` (or `ort`) or `openvino`.
+    pub fn parse(text: &str) -> Result<Backend, String> {
+        match text.trim() {
+            "onnxruntime" | "ort" => Ok(Backend::OnnxRuntime),
+            "openvino" => Ok(Backend::OpenVino),
+            t => Err(format!("backend `{t}`: expected onnxruntime or openvino")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::OnnxRuntime => "onnxruntime",
+            Backend::OpenVino => "openvino",
+        })
+    }
+}
+
+/// An execution target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// CUDA device N through ONNX Runtime's CUDA execution provider.
+    Cuda(i32),
+}
+
+impl Device {
+    /// Parse `cpu` or `cuda:N` (`cuda` alone is device 0).
+    pub fn parse(text: &str) -> Result<Device, String> {
+        match text.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            t => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("device `{t}`: expected cpu or cuda:N")),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// How an instance's graphs are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Intra-op threads per graph (explicit, so several loaded models do not each spawn
+    /// one thread per core).
+    pub intra_threads: usize,
+    pub backend: Backend,
+    /// Where the graph runs.
+    pub device: Device,
+}
+
+impl SessionOptions {
+    /// Check that the backend can run on the device.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.backend, self.device) {
+            (Backend::OpenVino, Device::Cuda(_)) => Err(format!(
+                "backend openvino runs on the cpu only; use backend onnxruntime for {}",
+                self.device
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where the optional inference libraries are, found once at startup and loaded on first
+/// use (ONNX Runtime itself is initialised by `host up`).
+#[derive(Debug, Clone, Default)]
+pub struct Libraries {
+    /// OpenVINO's C library (`libopenvino_c.so`), if installed.
+    pub openvino: Option<PathBuf>,
+}
+
+/// Load `path` with the backend and device in `options`.
+pub fn load(
+    path: &Path,
+    options: SessionOptions,
+    libraries: &Libraries,
+) -> anyhow::Result<Arc<dyn Graph>> {
+    options.validate().map_err(anyhow::Error::msg)?;
+    Ok(match options.backend {
+        Backend::OnnxRuntime => Arc::new(super::onnx::OnnxGraph::load(path, options)?),
+        Backend::OpenVino => {
+            let Some(lib) = &libraries.openvino else {
+                anyhow::bail!("backend openvino requested, but the OpenVINO library was not found (run scripts/setup.sh, which unpacks PyPI's openvino into .deps/openvino, or set OPENVINO_LIB to libopenvino_c.so)");
+            };
+            Arc::new(super::openvino::OvGraph::load(path, options, lib)?)
+        }
+    })
+}
+
+/// One input or output of a graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub ty: Option<ElementType>,
+    /// -1 for dynamic dimensions.
+    pub dims: Vec<i64>,
+}
+
+/// A graph's inputs, outputs and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Signature {
+    /// Check a named input against the graph's: the name exists and fixed dimensions match.
+    pub fn check_input(&self, name: &str, got: &[u32]) -> anyhow::Result<&TensorInfo> {
+        let Some(expected) = self.inputs.iter().find(|i| i.name == name) else {
+            let names: Vec<_> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+            anyhow::bail!(
+                "the graph has no input `{name}` (inputs: {})",
+                names.join(", ")
+            );
+        };
+        let fits = expected.dims.len() == got.len()
+            && expected
+                .dims
+                .iter()
+                .zip(got)
+                .all(|(&e, &g)| e < 0 || e == g as i64);
+        anyhow::ensure!(
+            fits,
+            "input `{name}`: the graph expects dims {:?}, got {got:?}",
+            expected.dims
+        );
+        Ok(expected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_backends_devices_and_refuses_openvino_on_cuda() {
+        assert_eq!(Backend::parse("openvino"), Ok(Backend::OpenVino));
+        assert_eq!(Backend::parse("ort"), Ok(Backend::OnnxRuntime));
+        assert!(Backend::parse("tensorrt").unwrap_err().contains("expected"));
+        assert_eq!(Device::parse("cuda:1"), Ok(Device::Cuda(1)));
+        assert!(Device::parse("cuda:-1").is_err());
+        let o = SessionOptions {
+            intra_threads: 1,
+            backend: Backend::OpenVino,
+            device: Device::Cuda(0),
+        };
+        assert!(o.validate().unwrap_err().contains("cpu only"));
+    }
+
+    #[test]
+    fn checks_input_names_and_fixed_dims() {
+        let s = Signature {
+            inputs: vec![TensorInfo {
+                name: "x".into(),
+                ty: Some(ElementType::F32),
+                dims: vec![-1, 3],
+            }],
+            outputs: vec![],
+            metadata: vec![],
+        };
+        assert!(s.check_input("x", &[7, 3]).is_ok());
+        assert!(s
+            .check_input("x", &[7, 4])
+            .unwrap_err()
+            .to_string()
+            .contains("[-1, 3]"));
+        assert!(s
+            .check_input("y", &[7, 3])
+            .unwrap_err()
+            .to_string()
+            .contains("inputs: x"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The OpenVINO backend: the same components and model files as ONNX Runtime, chosen per
+//! instance with `backend: openvino`, giving the same answers; and a clear failure when
+//! the library is missing.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const RED: [u8; 3] = [230, 0, 0]; // score 0.902 in the synthetic model
+
+fn inst<'a>(
+    name: &'a str,
+    implementation: &'a str,
+    port: u16,
+    config: &'a [&'a str],
+    extra: &'a [&'a str],
+) -> Inst<'a> {
+    Inst {
+        name,
+        implementation,
+        port,
+        config,
+        classes: None,
+        extra,
+    }
+}
+
+fn conf(v: &serde_json::Value) -> f64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn openvino_instances_answer_like_onnxruntime_ones() {
+    need(".deps/openvino/libopenvino_c.so");
+    let p: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let face = ["weights: models/face_detection_short_range.onnx"];
+    // YOLOv5 layout with its class names in the ONNX metadata (read by each backend).
+    let yolo = ["weights: tests/fixtures/yolo_v5_test.onnx"];
+    let host = Host::start(
+        &[],
+        &[
+            inst("face-ort", "blazeface", p[0], &face, &[]),
+            inst("face-ov", "blazeface", p[1], &face, &["backend: openvino"]),
+            inst("yolo-ort", "yolo", p[2], &yolo, &["backend: onnxruntime"]),
+            // The backend may also be given in the component's config map.
+            inst(
+                "yolo-ov",
+                "yolo",
+                p[3],
+                &[
+                    "weights: tests/fixtures/yolo_v5_test.onnx",
+                    "backend: openvino",
+                ],
+                &[],
+            ),
+        ],
+    );
+    assert_eq!(host.instance_status("face-ov")["backend"], "openvino");
+    assert_eq!(host.instance_status("yolo-ov")["backend"], "openvino");
+    assert_eq!(host.instance_status("face-ort")["backend"], "onnxruntime");
+
+    // A real model on a real photo: the same face, boxes within half a pixel.
+    let photo = json!({"image": b64_file(&need("tests/fixtures/astronaut.jpg"))});
+    let (s1, ort) = post(p[0], &photo);
+    let (s2, ov) = post(p[1], &photo);
+    assert_eq!((s1, s2), (200, 200), "{ort} {ov}");
+    let (ort_boxes, ov_boxes) = (boxes(&ort), boxes(&ov));
+    assert_eq!(ort_boxes.len(), 1, "{ort}");
+    assert_eq!(ov_boxes.len(), ort_boxes.len(), "{ov}");
+    for (a, b) in ort_boxes[0].1.iter().zip(&ov_boxes[0].1) {
+        assert!((a - b).abs() < 0.5, "onnxruntime {ort} vs openvino {ov}");
+    }
+    assert!((conf(&ort[0]["confidence"]) - conf(&ov[0]["confidence"])).abs() <= 0.002);
+
+    // The synthetic YOLO graph: exact boxes after letterboxing on both.
+    let img = json!({"image": frame_png(640, 320, &[(100, 60, 299, 159, RED)]), "threshold": 0.3});
+    for port in [p[2], p[3]] {
+        let (s, v) = post(port, &img);
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            boxes(&v),
+            vec![("red".into(), vec![100.0, 60.0, 300.0, 160.0])],
+            "port {port}: {v}"
+        );
+        assert_eq!(v[0]["confidence"], "0.902");
+    }
+    assert!(host.log().contains("backend=openvino"), "{}", host.log());
+}
+
+#[test]
+fn a_missing_openvino_library_fails_the_load_and_says_why() {
+    let (ov, ort) = (free_port(), free_port());
+    let host = Host::start_with_env(
+        &[],
+        &[
+            inst(
+                "ov",
+                "yolo",
+                ov,
+                &["weights: tests/fixtures/yolo_v8_test.onnx"],
+                &["backend: openvino"],
+            ),
+            inst(
+                "ort",
+                "yolo",
+                ort,
+                &["weights: tests/fixtures/yolo_v8_test.onnx"],
+                &[],
+            ),
+        ],
+        &[("OPENVINO_LIB", "/nonexistent/libopenvino_c.so")],
+    );
+    let img = json!({"image": frame_png(64, 64, &[])});
+    let (s, v) = post(ov, &img);
+    assert_eq!(s, 500, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("OpenVINO") && e.contains("/nonexistent/libopenvino_c.so"),
+        "{e}"
+    );
+    assert_eq!(host.instance_status("ov")["state"], "error");
+    // The other backend is unaffected, and a bad backend name is a config error naming it.
+    assert_eq!(post(ort, &img).0, 200);
+    let f = host::config::ModelsFile::parse(
+        "models:\n  x:\n    implementation: yolo\n    port: 7001\n    backend: tensorrt\n",
+        &host.dir,
+    )
+    .unwrap();
+    assert!(
+        f.broken[0].error.contains("backend"),
+        "{}",
+        f.broken[0].error
+    );
+    let f = host::config::ModelsFile::parse(
+        "models:\n  x:\n    implementation: yolo\n    port: 7001\n    backend: openvino\n    device: cuda:0\n",
+        &host.dir,
+    )
+    .unwrap();
+    assert!(
+        f.broken[0].error.contains("cpu only"),
+        "{}",
+        f.broken[0].error
+    );
+}
