@@ -51,6 +51,8 @@ pub struct Settings {
     pub max_points: usize,
     /// ONNX Runtime intra-op threads per session.
     pub ort_threads: usize,
+    /// Backend of instances that name none (`onnxruntime` unless set).
+    pub backend: crate::nn::Backend,
     /// Model files must lie under this directory.
     pub models_root: PathBuf,
     /// Where `implementation` names are looked up.
@@ -84,6 +86,7 @@ impl Settings {
             ort_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            backend: Default::default(),
             models_root: root.to_path_buf(),
             components_dir: root.join("components"),
             nuclio_dir: root.join("nuclio_functions"),
@@ -170,6 +173,7 @@ struct RawSettings {
     max_points: Option<usize>,
     max_nn_memory_mb: Option<usize>,
     ort_threads: Option<usize>,
+    backend: Option<String>,
     models_root: Option<PathBuf>,
     components_dir: Option<PathBuf>,
     nuclio_dir: Option<PathBuf>,
@@ -487,6 +491,9 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     if let Some(v) = raw.ort_threads {
         s.ort_threads = v.max(1);
     }
+    if let Some(v) = raw.backend {
+        s.backend = crate::nn::Backend::parse(&v).map_err(|e| field("backend", e))?;
+    }
     if let Some(v) = raw.models_root {
         s.models_root = root.join(v);
     }
@@ -576,7 +583,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
     };
     let backend = match raw.backend.clone().or_else(|| from_config("backend")) {
         Some(t) => crate::nn::Backend::parse(&t).map_err(|e| format!("backend: {e}"))?,
-        None => crate::nn::Backend::default(),
+        None => settings.backend,
     };
     crate::nn::SessionOptions {
         intra_threads: 1,
@@ -688,6 +695,45 @@ mod tests {
             "{}",
             f.broken[0].error
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn backend_comes_from_the_instance_its_config_or_settings() {
+        use crate::nn::Backend;
+        let dir = std::env::temp_dir().join(format!("cfgtest-backend-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("components/good")).unwrap();
+        std::fs::write(dir.join("components/good/component.wasm"), b"").unwrap();
+        let inst = |name: &str, port: u16, extra: &str| {
+            format!("  {name}:\n    implementation: good\n    port: {port}\n{extra}")
+        };
+        let models = [
+            inst("a", 5001, ""),
+            inst("b", 5002, "    backend: onnxruntime\n"),
+            inst("c", 5003, "    config: {backend: openvino}\n"),
+        ]
+        .concat();
+        let backends = |yaml: &str| -> Vec<Backend> {
+            let f = ModelsFile::parse(yaml, &dir).unwrap();
+            assert!(f.broken.is_empty(), "{:?}", f.broken);
+            f.instances.iter().map(|i| i.backend).collect()
+        };
+        assert_eq!(
+            backends(&format!("models:\n{models}")),
+            [
+                Backend::OnnxRuntime,
+                Backend::OnnxRuntime,
+                Backend::OpenVino
+            ]
+        );
+        assert_eq!(
+            backends(&format!(
+                "settings:\n  backend: openvino\nmodels:\n{models}"
+            )),
+            [Backend::OpenVino, Backend::OnnxRuntime, Backend::OpenVino]
+        );
+        let e = ModelsFile::parse("settings:\n  backend: cuda\nmodels: {}\n", &dir).unwrap_err();
+        assert!(e.to_string().contains("settings.backend"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -17,8 +17,9 @@ pub trait Graph: Send + Sync {
 /// Which library runs an instance's graphs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// ONNX Runtime (CPU, or CUDA with `device: cuda:N`). The default: on this project's
-    /// CPUs it is as fast as OpenVINO or faster (README, "OpenVINO").
+    /// ONNX Runtime (CPU, or CUDA with `device: cuda:N`). The default: OpenVINO runs most
+    /// graphs somewhat faster on the CPU but loads them 5-10x slower, and instances load
+    /// lazily (README, "ONNX Runtime or OpenVINO").
     #[default]
     OnnxRuntime,
     /// OpenVINO on the CPU, reading the ONNX file directly.

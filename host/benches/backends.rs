@@ -1,0 +1,209 @@
+//! ONNX Runtime vs OpenVINO on this machine's CPU, through the host's own backends
+//! (`host::nn::graph::load`, byte tensors in and out, as a component sees them).
+//!
+//! For each model file present it prints the median `run` time of each backend on the same
+//! input, the ratio, the largest difference between their outputs and each backend's load
+//! time (instances load lazily, so it is paid again after every idle unload); then, for the
+//! detectors, the whole in-process request (JPEG decode + component + inference + JSON) on
+//! a 1920x1080 frame with each backend. The default backend is the one these numbers favour.
+//!
+//! Run: `scripts/setup.sh && cargo bench -p host --bench backends`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use host::config::ModelsFile;
+use host::nn::tensor::{ElementType, HostTensor};
+use host::nn::{graph, Backend, Device, Libraries, SessionOptions};
+use host::runtime::loaded::Loaded;
+use host::runtime::Runtime;
+
+const MODELS: &[&str] = &[
+    "models/face_detection_short_range.onnx",
+    "models/selfie_segmentation.onnx",
+    "models/pose_landmark_full.onnx",
+    "models/yolov8n.onnx",
+    "models/yolo11n.onnx",
+];
+
+/// Detectors run end to end: (instance implementation, weights, classes).
+const DETECTORS: &[(&str, &str, &str)] = &[
+    (
+        "blazeface",
+        "models/face_detection_short_range.onnx",
+        "[face]",
+    ),
+    ("yolo", "models/yolov8n.onnx", ""),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    while started.elapsed() < budget || times.len() < 5 {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    median(times)
+}
+
+fn options(backend: Backend, threads: usize) -> SessionOptions {
+    SessionOptions {
+        intra_threads: threads,
+        backend,
+        device: Device::Cpu,
+    }
+}
+
+fn floats(t: &HostTensor) -> Vec<f32> {
+    t.data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let ort_lib = host::up::find_onnxruntime(&root).expect("run scripts/setup.sh first");
+    ort::init_from(ort_lib.display().to_string())
+        .commit()
+        .unwrap();
+    let libraries = host::up::libraries(&root);
+    assert!(
+        libraries.openvino.is_some(),
+        "OpenVINO not found: run scripts/setup.sh"
+    );
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!("{threads} threads per session, medians in ms");
+    println!(
+        "{:<40} {:>9} {:>9} {:>8} {:>10} {:>9} {:>9}",
+        "model (graph run)", "ORT", "OpenVINO", "ORT/OV", "max |diff|", "ORT load", "OV load"
+    );
+    for rel in MODELS.iter().filter(|m| root.join(m).is_file()) {
+        compare_graph(&root.join(rel), rel, threads, &libraries);
+    }
+
+    let jpeg = std::fs::read(root.join("tests/fixtures/frame_1080p.jpg"))
+        .expect("run scripts/setup.sh first");
+    let body = serde_json::json!({
+        "image": base64::engine::general_purpose::STANDARD.encode(&jpeg)
+    })
+    .to_string();
+    let dir = std::env::temp_dir().join(format!("host-bench-backends-{}", std::process::id()));
+    let runtime = Runtime::new(dir.join("cache"), libraries).unwrap();
+    println!(
+        "\n{:<40} {:>9} {:>9} {:>8}",
+        "detector (1080p JPEG request, in-process)", "ORT", "OpenVINO", "ORT/OV"
+    );
+    for (implementation, weights, classes) in DETECTORS {
+        if !root.join(weights).is_file() {
+            continue;
+        }
+        let mut yaml = format!(
+            "settings:\n  models_root: {}\n  components_dir: {}\n  ort_threads: {threads}\nmodels:\n",
+            root.display(),
+            root.join("components").display()
+        );
+        for (port, name, backend) in [(1, "ort", "onnxruntime"), (2, "ov", "openvino")] {
+            yaml.push_str(&format!(
+                "  {name}:\n    implementation: {implementation}\n    port: {port}\n    backend: {backend}\n    config: {{weights: {weights}}}\n"
+            ));
+            if !classes.is_empty() {
+                yaml.push_str(&format!("    classes: {classes}\n"));
+            }
+        }
+        let file = ModelsFile::parse(&yaml, &dir).unwrap();
+        assert!(file.broken.is_empty(), "{:?}", file.broken);
+        let times: Vec<f64> = file
+            .instances
+            .iter()
+            .map(|spec| {
+                let (mut loaded, _) = Loaded::load(&runtime, spec, &file.settings).unwrap();
+                measure(Duration::from_secs(4), || {
+                    let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
+                    let frame = host::frame::decode("image", &req.image, u64::MAX).unwrap();
+                    let dets = loaded.detect(frame, req.threshold).unwrap();
+                    std::hint::black_box(host::cvat::detections_json(&dets).to_string());
+                })
+            })
+            .collect();
+        println!(
+            "{:<40} {:>9.2} {:>9.2} {:>8.2}",
+            format!("{implementation} ({weights})"),
+            times[0],
+            times[1],
+            times[0] / times[1]
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn compare_graph(path: &Path, label: &str, threads: usize, libraries: &Libraries) {
+    let load = |backend| {
+        let started = Instant::now();
+        let g = graph::load(path, options(backend, threads), libraries).unwrap();
+        (g, started.elapsed().as_secs_f64() * 1e3)
+    };
+    // Load time matters: instances load lazily and unload when idle.
+    let (ort, ort_load) = load(Backend::OnnxRuntime);
+    let (ov, ov_load) = load(Backend::OpenVino);
+    let inputs: Vec<(String, HostTensor)> = ort
+        .signature()
+        .inputs
+        .iter()
+        .map(|i| {
+            let dims: Vec<u32> = i.dims.iter().map(|&d| d.max(1) as u32).collect();
+            let n: u32 = dims.iter().product();
+            assert_eq!(i.ty, Some(ElementType::F32), "{label}: f32 inputs only");
+            let data = (0..n)
+                .flat_map(|k| (((k * 7919) % 255) as f32 / 255.0).to_le_bytes())
+                .collect();
+            (
+                i.name.clone(),
+                HostTensor {
+                    dims,
+                    ty: ElementType::F32,
+                    data,
+                },
+            )
+        })
+        .collect();
+    let run = |g: &std::sync::Arc<dyn graph::Graph>| {
+        measure(Duration::from_secs(3), || {
+            std::hint::black_box(g.run(inputs.clone()).unwrap());
+        })
+    };
+    let (a, b) = (run(&ort), run(&ov));
+    let (oa, ob) = (
+        ort.run(inputs.clone()).unwrap(),
+        ov.run(inputs.clone()).unwrap(),
+    );
+    let diff = oa
+        .iter()
+        .zip(&ob)
+        .filter(|(x, _)| x.1.ty == ElementType::F32)
+        .flat_map(|(x, y)| {
+            floats(&x.1)
+                .into_iter()
+                .zip(floats(&y.1))
+                .map(|(p, q)| (p - q).abs())
+                .collect::<Vec<_>>()
+        })
+        .fold(0f32, f32::max);
+    println!(
+        "{label:<40} {a:>9.2} {b:>9.2} {:>8.2} {diff:>10.2e} {ort_load:>9.0} {ov_load:>9.0}",
+        a / b
+    );
+}
