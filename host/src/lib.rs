@@ -6,6 +6,7 @@
 //! - [`instance`]: lazy load, serialized calls, idle unload, status.
 //! - [`server`], [`cvat`], [`frame`], [`api_error`]: HTTP and CVAT's payloads.
 //! - [`up`]: start everything and serve until shutdown.
+//! - [`probe`]: time one model file on one backend and device (`host probe`).
 
 pub mod api_error;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod labels;
 pub mod metrics;
 pub mod nn;
 pub mod nuclio;
+pub mod probe;
 pub mod reconcile;
 pub mod rle;
 pub mod runtime;

@@ -61,6 +61,23 @@ enum Command {
         /// Crate and folder name: lowercase letters, digits and '-'.
         name: String,
     },
+    /// Load one model file and time the backend alone: signature, load, first run, p50/p99.
+    Probe {
+        /// The .onnx file.
+        model: PathBuf,
+        /// onnxruntime | openvino
+        #[arg(long, default_value = "onnxruntime")]
+        backend: String,
+        /// cpu | cuda:N
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Intra-op threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Timed runs after the first.
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+    },
     /// Show every instance of the running host.
     Status {
         /// Print JSON for scripts.
@@ -88,6 +105,13 @@ fn main() -> anyhow::Result<()> {
         Command::Logs { follow, instance } => logs(&cli.root, follow, instance.as_deref()),
         Command::Status { json } => status(&cli.root, &config, json),
         Command::Nuclio => nuclio(&cli.root, &config),
+        Command::Probe {
+            model,
+            backend,
+            device,
+            threads,
+            runs,
+        } => probe(&cli.root, &model, &backend, &device, threads, runs),
         Command::New { kind, name } => {
             let files = host::scaffold::new_component(&cli.root.join("components"), &kind, &name)
                 .map_err(anyhow::Error::msg)?;
@@ -284,6 +308,54 @@ fn logs(root: &Path, follow: bool, instance: Option<&str>) -> anyhow::Result<()>
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn probe(
+    root: &Path,
+    model: &Path,
+    backend: &str,
+    device: &str,
+    threads: Option<usize>,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let options = host::nn::SessionOptions {
+        intra_threads: threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        backend: host::nn::Backend::parse(backend).map_err(anyhow::Error::msg)?,
+        device: host::nn::Device::parse(device).map_err(anyhow::Error::msg)?,
+    };
+    let ort = host::up::find_onnxruntime(root).context(
+        "ONNX Runtime library not found: run scripts/setup.sh or set ORT_DYLIB_PATH to libonnxruntime.so",
+    )?;
+    ort::init_from(ort.display().to_string())
+        .with_name("host-probe")
+        .commit()
+        .context("initialising ONNX Runtime")?;
+    println!(
+        "{} on {} {} ({} threads), ONNX Runtime {}",
+        model.display(),
+        options.backend,
+        options.device,
+        options.intra_threads,
+        ort.display()
+    );
+    let r = host::probe::probe(model, options, &host::up::libraries(root), runs, |line| {
+        println!("{line}")
+    })?;
+    println!(
+        "load {:.1} ms, first run {:.2} ms, {} runs: p50 {:.3} ms, p99 {:.3} ms, min {:.3} ms, output sum {:.6e}",
+        r.load_ms,
+        r.first_run_ms,
+        r.runs_ms.len(),
+        r.quantile(0.5),
+        r.quantile(0.99),
+        r.runs_ms[0],
+        r.output_sum
+    );
+    Ok(())
 }
 
 /// Generate the Nuclio functions and say what changed.

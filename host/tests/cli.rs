@@ -197,3 +197,44 @@ fn json_logs_are_one_object_per_line() {
     assert!(host(&root, &["down"]).status.success());
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn probe_times_a_model_on_each_backend_and_refuses_missing_cuda() {
+    let model = need("tests/fixtures/yolo_v5_test.onnx");
+    let model = model.to_str().unwrap();
+    let mut sums = Vec::new();
+    for backend in ["onnxruntime", "openvino"] {
+        let o = host(
+            &repo(),
+            &["probe", model, "--backend", backend, "--runs", "5"],
+        );
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.contains(&format!("on {backend} cpu")), "{t}");
+        assert!(
+            t.contains("input  images") && t.contains("[1, 3, 64, 64]"),
+            "{t}"
+        );
+        assert!(t.contains("5 runs: p50 "), "{t}");
+        let sum: f64 = t
+            .rsplit("output sum ")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        sums.push(sum);
+    }
+    // Same graph, same input, two backends: the same outputs.
+    assert!(
+        (sums[0] - sums[1]).abs() <= 1e-4 * sums[0].abs().max(1.0),
+        "{sums:?}"
+    );
+    let o = host(&repo(), &["probe", model, "--device", "cuda:0"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("no CUDA execution provider"),
+        "{}",
+        text(&o)
+    );
+}

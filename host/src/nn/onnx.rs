@@ -51,9 +51,15 @@ impl OnnxGraph {
     pub fn load(path: &Path, options: SessionOptions) -> anyhow::Result<Self> {
         let mut builder = Session::builder()?;
         if let Device::Cuda(n) = options.device {
-            use ort::execution_providers::{CUDAExecutionProvider, ExecutionProvider as _};
+            use ort::execution_providers::{
+                ArenaExtendStrategy, CUDAExecutionProvider, ExecutionProvider as _,
+            };
             // Never fall back to CPU silently: a CUDA instance that cannot get CUDA fails.
-            let ep = CUDAExecutionProvider::default().with_device_id(n);
+            // The arena grows by what is asked, not in powers of two, so a loaded model holds
+            // about what it needs; it is freed with the session when the instance unloads.
+            let ep = CUDAExecutionProvider::default()
+                .with_device_id(n)
+                .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested);
             if !ep.is_available().unwrap_or(false) {
                 anyhow::bail!("{} requested, but this ONNX Runtime library has no CUDA execution provider (install the onnxruntime-gpu libraries and point ORT_DYLIB_PATH at them)", options.device);
             }
