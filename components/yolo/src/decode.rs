@@ -113,16 +113,23 @@ impl Format {
                 if dims[1] as usize != 4 + classes + extra {
                     return Err(format!("output dims {dims:?} changed since init"));
                 }
-                let at = |c: usize, i: usize| data[c * n + i];
-                for i in 0..n {
-                    let (class, score) = (0..classes)
-                        .map(|c| (c, at(4 + c, i)))
-                        .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
+                // Channel-major: walk each class's row of N scores contiguously, keeping the
+                // best per candidate (the per-candidate walk strided N floats per class).
+                let rows: Vec<&[f32]> = data.chunks_exact(n).collect();
+                let mut best = rows[4].to_vec();
+                let mut best_class = vec![0u32; n];
+                for (c, row) in rows[5..4 + classes].iter().enumerate() {
+                    for ((b, k), &v) in best.iter_mut().zip(best_class.iter_mut()).zip(*row) {
+                        if v > *b {
+                            *b = v;
+                            *k = c as u32 + 1;
+                        }
+                    }
+                }
+                for (i, (&score, &class)) in best.iter().zip(&best_class).enumerate() {
                     if score >= threshold {
-                        out.push((
-                            xywh(at(0, i), at(1, i), at(2, i), at(3, i), score, class),
-                            i,
-                        ));
+                        let [x, y, w, h] = [0, 1, 2, 3].map(|r| rows[r][i]);
+                        out.push((xywh(x, y, w, h, score, class as usize), i));
                     }
                 }
             }
@@ -227,6 +234,40 @@ fn split_top(s: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v8_decode_picks_each_candidates_best_class() {
+        // [1, 4 + 3 classes + 2 extra, 5 candidates], channel-major.
+        let (classes, extra, n) = (3usize, 2usize, 5usize);
+        let mut data = vec![0f32; (4 + classes + extra) * n];
+        let mut seed = 7u32;
+        for v in data.iter_mut() {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            *v = (seed >> 8) as f32 / (1u32 << 24) as f32;
+        }
+        data[4 * n + 2] = 0.9; // candidate 2: a tie between classes 0 and 2 goes to class 0
+        data[6 * n + 2] = 0.9;
+        let f = Format::V8 { classes, extra };
+        let got = f
+            .decode(&data, &[1, (4 + classes + extra) as u32, n as u32], 0.3)
+            .unwrap();
+        let mut want = Vec::new();
+        for i in 0..n {
+            let (mut class, mut score) = (0, f32::MIN);
+            for c in 0..classes {
+                if data[(4 + c) * n + i] > score {
+                    (class, score) = (c, data[(4 + c) * n + i]);
+                }
+            }
+            if score >= 0.3 {
+                let at = |r: usize| data[r * n + i];
+                want.push((xywh(at(0), at(1), at(2), at(3), score, class), i));
+            }
+        }
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
+        assert_eq!(got.iter().find(|(_, i)| *i == 2).unwrap().0.class, 0);
+    }
 
     #[test]
     fn names_from_metadata() {
