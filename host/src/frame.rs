@@ -1,5 +1,10 @@
 //! Frames from CVAT payloads: base64 → bytes → decoded RGB8, refusing decode bombs by
 //! their header before any pixel buffer is allocated.
+//!
+//! A detector that declares the input it fits frames into (`input-size` in the WIT) may get
+//! a JPEG frame decoded at 1/2, 1/4 or 1/8 scale, in the DCT: on a 1080p frame that is about
+//! half the cost of a full decode, and the decode is most of a small model's request. Its
+//! answer is then mapped back to the original frame with [`Reduced::map_back`].
 
 use std::io::Cursor;
 
@@ -11,13 +16,155 @@ use crate::runtime::loaded::Frame;
 
 /// Decode the base64 image in request field `field`.
 pub fn decode(field: &str, b64: &str, max_pixels: u64) -> Result<Frame, ApiError> {
+    decode_bytes(field, &base64_bytes(field, b64)?, max_pixels)
+}
+
+fn base64_bytes(field: &str, b64: &str) -> Result<Vec<u8>, ApiError> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
     let trimmed = b64.trim();
-    let bytes = STANDARD
+    STANDARD
         .decode(trimmed)
         .or_else(|_| STANDARD_NO_PAD.decode(trimmed))
-        .map_err(|e| ApiError::field(field, format!("invalid base64: {e}")))?;
-    decode_bytes(field, &bytes, max_pixels)
+        .map_err(|e| ApiError::field(field, format!("invalid base64: {e}")))
+}
+
+/// A frame decoded smaller than the image sent: its size, and the original's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reduced {
+    pub width: u32,
+    pub height: u32,
+    pub original: (u32, u32),
+}
+
+/// Decode the base64 image in `field` for a detector that fits frames into `fit`
+/// (width, height), keeping aspect: a JPEG is decoded at the smallest DCT scale at which the
+/// fitted image still gets every pixel it would get from the full frame. Returns the frame
+/// and, when it is reduced, how to map answers back.
+pub fn decode_fitted(
+    field: &str,
+    b64: &str,
+    max_pixels: u64,
+    fit: Option<(u32, u32)>,
+) -> Result<(Frame, Option<Reduced>), ApiError> {
+    let bytes = base64_bytes(field, b64)?;
+    if let Some(fit) = fit.filter(|_| image::guess_format(&bytes).ok() == Some(ImageFormat::Jpeg)) {
+        if let Some(reduced) = decode_jpeg_reduced(&bytes, fit, max_pixels) {
+            return Ok(reduced);
+        }
+    }
+    Ok((decode_bytes(field, &bytes, max_pixels)?, None))
+}
+
+/// The reduced decode, or `None` to fall back to the full one (no useful scale, an
+/// unusual JPEG such as CMYK or 16-bit, or any error: the full decoder reports those).
+fn decode_jpeg_reduced(
+    bytes: &[u8],
+    (fit_w, fit_h): (u32, u32),
+    max_pixels: u64,
+) -> Option<(Frame, Option<Reduced>)> {
+    let mut d = jpeg_decoder::Decoder::new(bytes);
+    d.read_info().ok()?;
+    let info = d.info()?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if w == 0 || h == 0 || u64::from(w) * u64::from(h) > max_pixels || fit_w == 0 || fit_h == 0 {
+        return None;
+    }
+    // The fitted image is the frame times `fit`; any decode at least that large loses
+    // nothing the model would see.
+    let fit = (fit_w as f64 / w as f64).min(fit_h as f64 / h as f64);
+    let denom = [8u32, 4, 2].into_iter().find(|&n| {
+        w.div_ceil(n) as f64 >= w as f64 * fit && h.div_ceil(n) as f64 >= h as f64 * fit
+    })?;
+    let (sw, sh) = d
+        .scale(w.div_ceil(denom) as u16, h.div_ceil(denom) as u16)
+        .ok()?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    if sw >= w || (sw as f64) < w as f64 * fit || (sh as f64) < h as f64 * fit {
+        return None;
+    }
+    d.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).ok()?);
+    let pixels = d.decode().ok()?;
+    let rgb = match d.info()?.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        _ => return None,
+    };
+    if rgb.len() != sw as usize * sh as usize * 3 {
+        return None;
+    }
+    let frame = Frame {
+        width: sw,
+        height: sh,
+        rgb,
+    };
+    Some((
+        frame,
+        Some(Reduced {
+            width: sw,
+            height: sh,
+            original: (w, h),
+        }),
+    ))
+}
+
+impl Reduced {
+    /// Map detections made on the reduced frame to the original frame: points and skeleton
+    /// elements scale per axis (clamped to the frame); masks are scaled up by nearest
+    /// neighbour over the pixels their box covers.
+    pub fn map_back(&self, dets: &mut [crate::runtime::loaded::Detection]) {
+        let (ow, oh) = self.original;
+        let fx = ow as f32 / self.width as f32;
+        let fy = oh as f32 / self.height as f32;
+        for d in dets {
+            for (i, p) in d.points.iter_mut().enumerate() {
+                *p = if i % 2 == 0 {
+                    (*p * fx).clamp(0.0, ow as f32)
+                } else {
+                    (*p * fy).clamp(0.0, oh as f32)
+                };
+            }
+            for e in &mut d.elements {
+                e.x = (e.x * fx).clamp(0.0, ow as f32);
+                e.y = (e.y * fy).clamp(0.0, oh as f32);
+            }
+            if let Some(m) = &mut d.mask {
+                *m = self.map_mask(m);
+            }
+        }
+    }
+
+    fn map_mask(&self, m: &crate::runtime::loaded::Mask) -> crate::runtime::loaded::Mask {
+        let (ow, oh) = self.original;
+        // Original pixel X belongs to reduced pixel floor(X * width / ow).
+        let to_reduced_x = |x: u32| (u64::from(x) * u64::from(self.width) / u64::from(ow)) as u32;
+        let to_reduced_y = |y: u32| (u64::from(y) * u64::from(self.height) / u64::from(oh)) as u32;
+        // The first original pixel of reduced pixel r: ceil(r * ow / width).
+        let first_x =
+            |r: u32| (u64::from(r) * u64::from(ow)).div_ceil(u64::from(self.width)) as u32;
+        let first_y =
+            |r: u32| (u64::from(r) * u64::from(oh)).div_ceil(u64::from(self.height)) as u32;
+        let (x1, y1) = (first_x(m.x1), first_y(m.y1));
+        let (x2, y2) = (
+            (first_x(m.x2 + 1).max(1) - 1).min(ow - 1),
+            (first_y(m.y2 + 1).max(1) - 1).min(oh - 1),
+        );
+        let src_w = (m.x2 - m.x1 + 1) as usize;
+        let cols: Vec<usize> = (x1..=x2)
+            .map(|x| (to_reduced_x(x).clamp(m.x1, m.x2) - m.x1) as usize)
+            .collect();
+        let mut bitmap = Vec::with_capacity(cols.len() * (y2 - y1 + 1) as usize);
+        for y in y1..=y2 {
+            let row = (to_reduced_y(y).clamp(m.y1, m.y2) - m.y1) as usize * src_w;
+            bitmap.extend(cols.iter().map(|&c| m.bitmap[row + c]));
+        }
+        crate::runtime::loaded::Mask {
+            x1,
+            y1,
+            x2,
+            y2,
+            bitmap,
+        }
+    }
 }
 
 /// Decode image bytes (JPEG, PNG, BMP or WebP, sniffed from the content).

@@ -289,6 +289,12 @@ impl Instance {
         Ok(cached.get_or_insert(info).clone())
     }
 
+    /// The input size the loaded (or described) component declared, if known yet. Never
+    /// loads or describes: before the first load this is `None` and frames decode in full.
+    pub fn input_size(&self) -> Option<(u32, u32)> {
+        lock(&self.info).as_ref().and_then(|i| i.input_size)
+    }
+
     /// Unload if idle for longer than the instance's idle timeout and no request holds it.
     /// Returns whether it unloaded.
     pub fn unload_if_idle(&self, now: Instant) -> bool {

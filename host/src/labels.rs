@@ -62,4 +62,6 @@ pub struct ModelInfo {
     pub description: String,
     /// Config keys the component cannot run without.
     pub needs: Vec<String>,
+    /// The input a detector fits frames into, if it declared one (see `frame::Fit`).
+    pub input_size: Option<(u32, u32)>,
 }

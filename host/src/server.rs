@@ -281,15 +281,20 @@ async fn detect(
 ) -> Result<serde_json::Value, ApiError> {
     let req = DetectorRequest::parse(&body)?;
     drop(body);
-    let frame = decode_frame(app, inst, "image", req.image).await?;
+    // A detector that declared the input it fits frames into may get a smaller JPEG decode.
+    let (frame, reduced) =
+        decode_frame_for(app, inst, "image", req.image, inst.input_size()).await?;
     let (width, height) = (frame.width, frame.height);
     let threshold = req.threshold;
-    let detections = inst
+    let mut detections = inst
         .call(&app.runtime, &app.settings, move |m| {
             m.detect(frame, threshold)
         })
         .await?;
     check_detections(&detections, &app.settings, width, height)?;
+    if let Some(r) = reduced {
+        r.map_back(&mut detections);
+    }
     Ok(detections_json(&detections))
 }
 
@@ -333,16 +338,29 @@ async fn decode_frame(
     field: &'static str,
     b64: String,
 ) -> Result<Frame, ApiError> {
+    Ok(decode_frame_for(app, inst, field, b64, None).await?.0)
+}
+
+/// [`decode_frame`] for a model that fits frames into `fit` (see [`crate::frame::decode_fitted`]).
+async fn decode_frame_for(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    field: &'static str,
+    b64: String,
+    fit: Option<(u32, u32)>,
+) -> Result<(Frame, Option<crate::frame::Reduced>), ApiError> {
     let max_pixels = app.settings.max_image_pixels;
     let started = std::time::Instant::now();
-    let frame = tokio::task::spawn_blocking(move || crate::frame::decode(field, &b64, max_pixels))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("decode task failed: {e}"),
-            )
-        })??;
+    let frame = tokio::task::spawn_blocking(move || {
+        crate::frame::decode_fitted(field, &b64, max_pixels, fit)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decode task failed: {e}"),
+        )
+    })??;
     inst.metrics.stage(Stage::Decode, started.elapsed());
     Ok(frame)
 }

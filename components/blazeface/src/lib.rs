@@ -47,7 +47,8 @@ fn label_name(config: &InstanceConfig) -> String {
         .unwrap_or_else(|| "face".into())
 }
 
-fn model_info(label: String) -> ModelInfo {
+/// `input`: the model input the frame is letterboxed into (known after `init`).
+fn model_info(label: String, input: Option<&InputSpec>) -> ModelInfo {
     ModelInfo {
         labels: vec![Label {
             id: 0,
@@ -59,12 +60,13 @@ fn model_info(label: String) -> ModelInfo {
         }],
         description: "MediaPipe BlazeFace short-range face detector".into(),
         needs: vec!["weights".into()],
+        input_size: input.map(|i| (i.width, i.height)),
     }
 }
 
 impl exports::cvat::model::detector::Guest for BlazeFace {
     fn describe(config: InstanceConfig) -> ModelInfo {
-        model_info(label_name(&config))
+        model_info(label_name(&config), None)
     }
 
     fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
@@ -76,6 +78,7 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
         let input =
             image_input(input_info, 128, Normalize::SIGNED, 0).map_err(Error::InvalidConfig)?;
         let anchors = model_sdk::anchors::ssd(&[8, 16, 16, 16], input.width, input.height);
+        let info = model_info(label.clone(), Some(&input));
         let state = State {
             model,
             input_name,
@@ -91,7 +94,7 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
             label: label.clone(),
         };
         STATE.with(|s| *s.borrow_mut() = Some(state));
-        Ok(model_info(label))
+        Ok(info)
     }
 
     fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {

@@ -71,6 +71,8 @@ fn model_info(label: String) -> ModelInfo {
         }],
         description: "MediaPipe BlazePose: 33 body landmarks per person".into(),
         needs: vec!["detector".into(), "landmarks".into()],
+        // Landmarks are read from a full-resolution crop around the person: full frames.
+        input_size: None,
     }
 }
 

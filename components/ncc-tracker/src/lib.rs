@@ -61,6 +61,7 @@ impl exports::cvat::model::tracker::Guest for Tracker {
             description: "Normalised cross-correlation tracker with scale search (no weights)"
                 .into(),
             needs: vec![],
+            input_size: None,
         }
     }
 

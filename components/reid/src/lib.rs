@@ -129,6 +129,7 @@ fn info() -> ModelInfo {
         labels: vec![],
         description: "Re-identification by embedding and greedy matching".into(),
         needs: vec!["weights".into()],
+        input_size: None,
     }
 }
 

@@ -106,6 +106,7 @@ fn info() -> ModelInfo {
         labels: vec![],
         description: "Segment-Anything-style interactor (embedding cached per frame)".into(),
         needs: vec!["encoder".into(), "decoder".into()],
+        input_size: None,
     }
 }
 

@@ -50,6 +50,8 @@ fn model_info(label: String) -> ModelInfo {
         }],
         description: "MediaPipe selfie segmentation: one person mask per frame".into(),
         needs: vec!["weights".into()],
+        // The mask is drawn at frame resolution: always the full frame.
+        input_size: None,
     }
 }
 

@@ -69,8 +69,9 @@ thread_local! {
 
 struct Yolo;
 
-/// The label spec for `names` under `task`.
-fn model_info(names: &[String], task: &Task, format: &str) -> ModelInfo {
+/// The label spec for `names` under `task`. `input` is the size frames are letterboxed
+/// into (known after `init`); segmentation masks follow frame pixels, so they take full frames.
+fn model_info(names: &[String], task: &Task, format: &str, input: Option<&InputSpec>) -> ModelInfo {
     let shape = match task {
         Task::Detect => ShapeType::Rectangle,
         Task::Segment { .. } => ShapeType::Mask,
@@ -107,6 +108,10 @@ fn model_info(names: &[String], task: &Task, format: &str) -> ModelInfo {
         description: format!("YOLO {task:?} ({format}), {} classes", names.len())
             .replace(['{', '}'], ""),
         needs: vec!["weights".into()],
+        input_size: match task {
+            Task::Segment { .. } => None,
+            _ => input.map(|i| (i.width, i.height)),
+        },
     }
 }
 
@@ -191,7 +196,7 @@ impl exports::cvat::model::detector::Guest for Yolo {
             },
             _ => Task::Detect,
         };
-        model_info(&names, &task, "Ultralytics-style")
+        model_info(&names, &task, "Ultralytics-style", None)
     }
 
     fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
@@ -244,7 +249,12 @@ impl exports::cvat::model::detector::Guest for Yolo {
                 labels.len()
             )));
         }
-        let info = model_info(&labels, &task, format.map_or("classifier", |f| f.name()));
+        let info = model_info(
+            &labels,
+            &task,
+            format.map_or("classifier", |f| f.name()),
+            Some(&input),
+        );
         let state = State {
             threshold: cfg.f32_or("threshold", 0.5).map_err(Error::InvalidConfig)?,
             iou: cfg

@@ -208,6 +208,7 @@ impl Loaded {
                 labels: vec![],
                 description: String::new(),
                 needs: vec![],
+                input_size: None,
             },
             deadline,
             memory_limit: settings.memory_limit,
@@ -530,6 +531,7 @@ fn model_info(info: wit::ModelInfo) -> ModelInfo {
     ModelInfo {
         description: info.description,
         needs: info.needs,
+        input_size: info.input_size,
         labels: info
             .labels
             .into_iter()

@@ -11,15 +11,19 @@
 //! | 0.97 | makes a tensor claiming 4 GiB of data |
 //! | 0.98 | works for 1.5 s (wall clock), then answers normally |
 //! | 0.99 | hoards 16 MiB tensors on the host until the instance's wasi-nn budget stops it |
-//! | other | returns one `ok` rectangle |
+//! | 0.90 | echoes the frame it got: a rectangle over all of it (attribute `frame` = `WxH`), a mask with a checkerboard bitmap over its centre quarter, a point at its last pixel and a one-element skeleton at its centre |
+//! | other | returns one `ok` rectangle over the frame |
 //!
-//! With config `hang_in_init: true`, `init` never returns.
+//! With config `hang_in_init: true`, `init` never returns. With config `input_size: WxH`,
+//! `init` declares that input size (so the host may hand it reduced JPEG frames).
 
 use std::hint::black_box;
 
 model_sdk::world!("detector-model", "../../../wit");
 
-use cvat::model::types::{Detection, Error, Frame, InstanceConfig, ModelInfo, ShapeType};
+use cvat::model::types::{
+    Attribute, Detection, Element, Error, Frame, InstanceConfig, Mask, ModelInfo, ShapeType,
+};
 
 struct Hostile;
 
@@ -35,6 +39,7 @@ impl exports::cvat::model::detector::Guest for Hostile {
             labels: vec![],
             description: "misbehaves on request".into(),
             needs: vec![],
+            input_size: None,
         }
     }
 
@@ -49,10 +54,17 @@ impl exports::cvat::model::detector::Guest for Hostile {
                 n = black_box(n.wrapping_add(1));
             }
         }
+        let input_size = config
+            .config
+            .iter()
+            .find(|e| e.key == "input_size")
+            .and_then(|e| e.value.split_once('x'))
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
         Ok(ModelInfo {
             labels: vec![],
             description: "misbehaves on request".into(),
             needs: vec![],
+            input_size,
         })
     }
 
@@ -115,6 +127,7 @@ impl exports::cvat::model::detector::Guest for Hostile {
                     black_box(start);
                 }
             }
+            Some(90) => return Ok(echo(&frame)),
             _ => {}
         }
         Ok(vec![Detection {
@@ -128,6 +141,46 @@ impl exports::cvat::model::detector::Guest for Hostile {
             elements: vec![],
         }])
     }
+}
+
+/// Shapes that describe the frame `detect` received, for the frame-scaling tests.
+fn echo(frame: &Frame) -> Vec<Detection> {
+    let (w, h) = (frame.width, frame.height);
+    let shape = |shape, points: Vec<f32>| Detection {
+        label: "echo".into(),
+        confidence: 1.0,
+        shape,
+        points,
+        mask: None,
+        rotation: None,
+        attributes: vec![],
+        elements: vec![],
+    };
+    let mut rect = shape(ShapeType::Rectangle, vec![0.0, 0.0, w as f32, h as f32]);
+    rect.attributes.push(Attribute {
+        name: "frame".into(),
+        value: format!("{w}x{h}"),
+    });
+    let (x1, y1, x2, y2) = (w / 4, h / 4, w / 2, h / 2);
+    let mut mask = shape(ShapeType::Mask, vec![]);
+    mask.mask = Some(Mask {
+        x1,
+        y1,
+        x2,
+        y2,
+        bitmap: (y1..=y2)
+            .flat_map(|y| (x1..=x2).map(move |x| ((x + y) % 2) as u8))
+            .collect(),
+    });
+    let point = shape(ShapeType::Points, vec![(w - 1) as f32, (h - 1) as f32]);
+    let mut skeleton = shape(ShapeType::Skeleton, vec![]);
+    skeleton.elements.push(Element {
+        label: "centre".into(),
+        x: w as f32 / 2.0,
+        y: h as f32 / 2.0,
+        outside: false,
+    });
+    vec![rect, mask, point, skeleton]
 }
 
 export!(Hostile);
