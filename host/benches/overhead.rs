@@ -1,9 +1,9 @@
 //! What the host adds on top of ONNX Runtime, on a 1920x1080 JPEG.
 //!
 //! For each model it measures, in one run:
-//!   (a) raw ONNX Runtime from Rust: `Session::run` on a ready input tensor;
-//!   (b) the host's in-process path: base64 + JPEG decode + component (letterbox,
-//!       wasi-nn inference, decode, NMS) + JSON;
+//!   (a) raw ONNX Runtime: the host's backend running a ready input tensor (as `host probe`);
+//!   (b) the host's in-process path: base64 + JPEG decode (reduced for detectors that declare
+//!       their input size) + component (letterbox, wasi-nn inference, decode, NMS) + JSON;
 //!   (c) the same request over HTTP on loopback to a running host;
 //! and prints medians, overheads (b-a, c-a) and ratios (b/a, c/a).
 //!
@@ -67,30 +67,15 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
     median(times)
 }
 
+/// The raw floor: the host's own ONNX Runtime backend on a ready input tensor (`host probe`).
 fn raw_ort(path: &Path, threads: usize) -> f64 {
-    use ort::session::Session;
-    use ort::value::{Tensor, ValueType};
-    let mut session = Session::builder()
-        .unwrap()
-        .with_intra_threads(threads)
-        .unwrap()
-        .with_inter_threads(1)
-        .unwrap()
-        .commit_from_file(path)
-        .unwrap();
-    let input = &session.inputs[0];
-    let name = input.name.clone();
-    let ValueType::Tensor { shape, .. } = &input.input_type else {
-        panic!("tensor input")
+    let options = host::nn::SessionOptions {
+        intra_threads: threads,
+        backend: host::nn::Backend::OnnxRuntime,
+        device: host::nn::Device::Cpu,
     };
-    let dims: Vec<i64> = shape.iter().map(|&d| if d < 0 { 1 } else { d }).collect();
-    let n: i64 = dims.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
-    measure(Duration::from_secs(3), || {
-        let t = Tensor::from_array((dims.clone(), data.clone())).unwrap();
-        let out = session.run(vec![(name.clone(), t)]).unwrap();
-        std::hint::black_box(out);
-    })
+    let report = host::probe::probe(path, options, &Default::default(), 300, |_| {}).unwrap();
+    report.quantile(0.5)
 }
 
 fn main() {
@@ -169,10 +154,16 @@ fn main() {
         let spec = file.instances.iter().find(|s| s.name == m.name).unwrap();
         let a = raw_ort(&root.join(m.weights), threads);
         let (mut loaded, _) = Loaded::load(&runtime, spec, &file.settings).unwrap();
+        // As the server does: a detector that declared its input size gets a reduced decode.
+        let fit = loaded.info.input_size;
         let b = measure(Duration::from_secs(4), || {
             let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
-            let frame = host::frame::decode("image", &req.image, u64::MAX).unwrap();
-            let dets = loaded.detect(frame, req.threshold).unwrap();
+            let (frame, reduced) =
+                host::frame::decode_fitted("image", &req.image, u64::MAX, fit).unwrap();
+            let mut dets = loaded.detect(frame, req.threshold).unwrap();
+            if let Some(r) = reduced {
+                r.map_back(&mut dets);
+            }
             std::hint::black_box(host::cvat::detections_json(&dets).to_string());
         });
         let url = format!("http://127.0.0.1:{port}/");
@@ -195,12 +186,20 @@ fn main() {
             c / a
         );
     }
-    // Where (b)'s time goes, for the first model: decode alone.
+    // What the frame decode costs alone.
     let decode = measure(Duration::from_secs(2), || {
         let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
         std::hint::black_box(host::frame::decode("image", &req.image, u64::MAX).unwrap());
     });
-    println!("of which JSON + base64 + JPEG decode of the frame: {decode:.2} ms");
+    println!("JSON + base64 + full JPEG decode of the frame: {decode:.2} ms");
+    let reduced = measure(Duration::from_secs(2), || {
+        let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
+        let fit = Some((128, 128));
+        std::hint::black_box(
+            host::frame::decode_fitted("image", &req.image, u64::MAX, fit).unwrap(),
+        );
+    });
+    println!("the same decoded for a 128x128 input (1/8 scale): {reduced:.2} ms");
     let _ = stop_tx.send(true);
     server.join().unwrap();
     let _ = std::fs::remove_dir_all(dir);
