@@ -74,10 +74,7 @@ fn main() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let ort_lib = host::up::find_onnxruntime(&root).expect("run scripts/setup.sh first");
-    ort::init_from(ort_lib.display().to_string())
-        .commit()
-        .unwrap();
+    host::up::init_onnxruntime(&root, "bench").expect("run scripts/setup.sh first");
     let libraries = host::up::libraries(&root);
     assert!(
         libraries.openvino.is_some(),
@@ -159,27 +156,14 @@ fn compare_graph(path: &Path, label: &str, threads: usize, libraries: &Libraries
     // Load time matters: instances load lazily and unload when idle.
     let (ort, ort_load) = load(Backend::OnnxRuntime);
     let (ov, ov_load) = load(Backend::OpenVino);
-    let inputs: Vec<(String, HostTensor)> = ort
-        .signature()
-        .inputs
-        .iter()
-        .map(|i| {
-            let dims: Vec<u32> = i.dims.iter().map(|&d| d.max(1) as u32).collect();
-            let n: u32 = dims.iter().product();
-            assert_eq!(i.ty, Some(ElementType::F32), "{label}: f32 inputs only");
-            let data = (0..n)
-                .flat_map(|k| (((k * 7919) % 255) as f32 / 255.0).to_le_bytes())
-                .collect();
-            (
-                i.name.clone(),
-                HostTensor {
-                    dims,
-                    ty: ElementType::F32,
-                    data,
-                },
-            )
-        })
-        .collect();
+    assert!(
+        ort.signature()
+            .inputs
+            .iter()
+            .all(|i| i.ty == Some(ElementType::F32)),
+        "{label}: f32 inputs only"
+    );
+    let inputs = host::probe::inputs(ort.as_ref()).unwrap();
     let run = |g: &std::sync::Arc<dyn graph::Graph>| {
         measure(Duration::from_secs(3), || {
             std::hint::black_box(g.run(inputs.clone()).unwrap());

@@ -83,10 +83,7 @@ fn main() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let ort_lib = host::up::find_onnxruntime(&root).expect("run scripts/setup.sh first");
-    ort::init_from(ort_lib.display().to_string())
-        .commit()
-        .unwrap();
+    host::up::init_onnxruntime(&root, "bench").expect("run scripts/setup.sh first");
     let jpeg = std::fs::read(root.join("tests/fixtures/frame_1080p.jpg"))
         .expect("run scripts/setup.sh first");
     let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);

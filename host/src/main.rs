@@ -327,13 +327,7 @@ fn probe(
         backend: host::nn::Backend::parse(backend).map_err(anyhow::Error::msg)?,
         device: host::nn::Device::parse(device).map_err(anyhow::Error::msg)?,
     };
-    let ort = host::up::find_onnxruntime(root).context(
-        "ONNX Runtime library not found: run scripts/setup.sh or set ORT_DYLIB_PATH to libonnxruntime.so",
-    )?;
-    ort::init_from(ort.display().to_string())
-        .with_name("host-probe")
-        .commit()
-        .context("initialising ONNX Runtime")?;
+    let ort = host::up::init_onnxruntime(root, "host-probe")?;
     println!(
         "{} on {} {} ({} threads), ONNX Runtime {}",
         model.display(),

@@ -23,6 +23,19 @@ pub fn find_onnxruntime(root: &Path) -> Option<PathBuf> {
     find_library(root, "ORT_DYLIB_PATH", "onnxruntime", "libonnxruntime.so")
 }
 
+/// Find ONNX Runtime's library and initialise `ort` with it (once per process; `name`
+/// names its environment in ONNX Runtime's logs). Returns the library's path.
+pub fn init_onnxruntime(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let ort = find_onnxruntime(root).context(
+        "ONNX Runtime library not found: run scripts/setup.sh or set ORT_DYLIB_PATH to libonnxruntime.so",
+    )?;
+    ort::init_from(ort.display().to_string())
+        .with_name(name)
+        .commit()
+        .context("initialising ONNX Runtime")?;
+    Ok(ort)
+}
+
 /// Where OpenVINO's C library is: `OPENVINO_LIB`, else `.deps/openvino` under `root`, else
 /// beside the executable or in a `.deps/openvino` above it. `None` when not installed.
 pub fn find_openvino(root: &Path) -> Option<PathBuf> {
@@ -60,13 +73,7 @@ pub async fn run(
     config_path: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let ort = find_onnxruntime(root).context(
-        "ONNX Runtime library not found: run scripts/setup.sh or set ORT_DYLIB_PATH to libonnxruntime.so",
-    )?;
-    ort::init_from(ort.display().to_string())
-        .with_name("host")
-        .commit()
-        .context("initialising ONNX Runtime")?;
+    let ort = init_onnxruntime(root, "host")?;
     tracing::info!(library = %ort.display(), "ONNX Runtime");
     let libraries = libraries(root);
     match &libraries.openvino {
