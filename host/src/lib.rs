@@ -4,12 +4,13 @@
 //! - [`runtime`]: wasmtime engine, compile cache, deadlines, loaded instances.
 //! - [`nn`]: the `wasi:nn` host over ONNX Runtime.
 //! - [`instance`]: lazy load, serialized calls, idle unload, status.
-//! - [`server`], [`cvat`], [`frame`], [`api_error`]: HTTP and CVAT's payloads.
+//! - [`server`], [`cvat`], [`frame`], [`contour`], [`api_error`]: HTTP and CVAT's payloads.
 //! - [`up`]: start everything and serve until shutdown.
 //! - [`probe`]: time one model file on one backend and device (`host probe`).
 
 pub mod api_error;
 pub mod config;
+pub mod contour;
 pub mod cvat;
 pub mod daemon;
 pub mod discovery;

@@ -295,6 +295,7 @@ async fn detect(
     if let Some(r) = reduced {
         r.map_back(&mut detections);
     }
+    crate::contour::add_polygons(&mut detections, app.settings.max_points);
     Ok(detections_json(&detections))
 }
 

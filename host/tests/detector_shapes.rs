@@ -72,7 +72,24 @@ fn segmentation_pose_and_classification_exports() {
             (item["label"].as_str(), item["type"].as_str()),
             (Some(label), Some("mask"))
         );
-        assert!(item.get("points").is_none(), "no polygon: {item}");
+        // The host adds the mask's outline as `points`, which CVAT turns into a polygon when
+        // "convert masks to polygons" is asked: a closed outline hugging the box.
+        let poly: Vec<f64> = item["points"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no polygon: {}", item["label"]))
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect();
+        assert!(poly.len() >= 8 && poly.len() % 2 == 0, "{poly:?}");
+        let (xs, ys): (Vec<f64>, Vec<f64>) = poly.chunks(2).map(|p| (p[0], p[1])).unzip();
+        let span = |v: &[f64]| {
+            (
+                v.iter().cloned().fold(f64::MAX, f64::min),
+                v.iter().cloned().fold(f64::MIN, f64::max),
+            )
+        };
+        assert_eq!(span(&xs), (x1 as f64, (x2 + 1) as f64), "{poly:?}");
+        assert_eq!(span(&ys), (y1 as f64, (y2 + 1) as f64), "{poly:?}");
         let mask: Vec<u64> = item["mask"]
             .as_array()
             .unwrap()
