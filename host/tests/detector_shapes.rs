@@ -80,7 +80,7 @@ fn segmentation_pose_and_classification_exports() {
             .iter()
             .map(|p| p.as_f64().unwrap())
             .collect();
-        assert!(poly.len() >= 8 && poly.len() % 2 == 0, "{poly:?}");
+        assert!(poly.len() >= 8 && poly.len().is_multiple_of(2), "{poly:?}");
         let (xs, ys): (Vec<f64>, Vec<f64>) = poly.chunks(2).map(|p| (p[0], p[1])).unzip();
         let span = |v: &[f64]| {
             (
