@@ -215,6 +215,54 @@ pub fn decode_bytes(field: &str, bytes: &[u8], max_pixels: u64) -> Result<Frame,
 mod tests {
     use super::*;
 
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        });
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn reduced_decode_matches_the_frame_and_survives_damaged_jpegs() {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let good = jpeg(320, 200);
+        let (f, r) = decode_fitted("image", &b64(&good), 1 << 30, Some((32, 32))).unwrap();
+        assert_eq!((f.width, f.height), (40, 25));
+        assert_eq!(f.rgb.len(), 40 * 25 * 3);
+        assert_eq!(r.unwrap().original, (320, 200));
+        // A frame over the pixel limit is refused by the full decoder's header check.
+        let e = decode_fitted("image", &b64(&good), 1000, Some((32, 32))).unwrap_err();
+        assert!(e.error.contains("over the limit"), "{}", e.error);
+        // Flipped bytes and truncations: an answer or a 400, never a panic.
+        let mut seed = 99u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 8) as usize
+        };
+        for i in 0..400 {
+            let mut bad = good.clone();
+            if i % 3 == 0 {
+                bad.truncate(next() % good.len());
+            } else {
+                for _ in 0..1 + next() % 8 {
+                    let at = next() % bad.len();
+                    bad[at] ^= 1 << (next() % 8);
+                }
+            }
+            if let Ok((f, _)) = decode_fitted("image", &b64(&bad), 1 << 30, Some((32, 32))) {
+                assert_eq!(f.rgb.len(), f.width as usize * f.height as usize * 3);
+            }
+        }
+    }
+
     #[test]
     fn refuses_non_images_and_bombs() {
         assert_eq!(
