@@ -60,14 +60,24 @@ fn random_json(r: &mut Rng, depth: u32) -> Value {
     }
 }
 
-/// Images good and bad: a real PNG, a truncated one, a decode bomb header, junk, empty.
+/// Images good and bad: a real PNG or JPEG (the JPEG large enough for the detector's reduced
+/// decode), a truncated or bit-flipped one, a decode bomb header, junk, empty.
 fn image(r: &mut Rng, good: &str) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
-    match r.below(6) {
+    let good = if r.below(2) == 0 { good } else { jpeg() };
+    match r.below(7) {
         0 | 1 => json!(good),
         2 => {
             let bytes = b64.decode(good).unwrap();
             json!(b64.encode(&bytes[..bytes.len() * r.below(100) as usize / 100]))
+        }
+        6 => {
+            let mut bytes = b64.decode(good).unwrap();
+            for _ in 0..1 + r.below(8) {
+                let at = r.below(bytes.len() as u64) as usize;
+                bytes[at] ^= 1 << r.below(8);
+            }
+            json!(b64.encode(bytes))
         }
         3 => {
             let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -79,6 +89,21 @@ fn image(r: &mut Rng, good: &str) -> Value {
         4 => json!(""),
         _ => random_json(r, 2),
     }
+}
+
+/// A 640x480 JPEG, base64, made once.
+fn jpeg() -> &'static str {
+    static JPEG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    JPEG.get_or_init(|| {
+        let mut out = Vec::new();
+        texture(640, 480, 1)
+            .write_to(
+                &mut std::io::Cursor::new(&mut out),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(out)
+    })
 }
 
 fn valid(kind: &str, img: &str) -> Value {
