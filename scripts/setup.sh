@@ -75,21 +75,22 @@ fi
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ort_dir/libonnxruntime.so"
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ort_dir/libonnxruntime.so.1"
 
-# 4b. OpenVINO (the optional CPU backend): only what reading ONNX on the CPU needs, ~90 MB.
+# 4b. OpenVINO (the optional CPU backend): only what reading ONNX on the CPU needs, ~90 MB
+# (the IR frontend too: the CPU plugin reads its compiled-model cache with it).
 ov_dir="$deps/openvino"
-if [ ! -f "$ov_dir/.version-$OPENVINO_VERSION" ]; then
-    say "extracting OpenVINO $OPENVINO_VERSION (C library, CPU plugin, ONNX frontend)"
+if [ ! -f "$ov_dir/.version-$OPENVINO_VERSION-2" ]; then
+    say "extracting OpenVINO $OPENVINO_VERSION (C library, CPU plugin, ONNX and IR frontends)"
     rm -rf "$ov_dir" && mkdir -p "$ov_dir"
     "$py" - "$(ls "$wheels"/openvino-$OPENVINO_VERSION-*.whl)" "$ov_dir" <<'PY'
 import os, re, sys, zipfile
-keep = re.compile(r"openvino/libs/lib(openvino(_c|_intel_cpu_plugin|_onnx_frontend)?\.so[.0-9]*|tbb\.so.*|tbbbind.*|tbbmalloc\.so.*|hwloc.*)$")
+keep = re.compile(r"openvino/libs/lib(openvino(_c|_intel_cpu_plugin|_onnx_frontend|_ir_frontend)?\.so[.0-9]*|tbb\.so.*|tbbbind.*|tbbmalloc\.so.*|hwloc.*)$")
 with zipfile.ZipFile(sys.argv[1]) as z:
     for n in z.namelist():
         if keep.match(n):
             with open(os.path.join(sys.argv[2], os.path.basename(n)), "wb") as f:
                 f.write(z.read(n))
 PY
-    touch "$ov_dir/.version-$OPENVINO_VERSION"
+    touch "$ov_dir/.version-$OPENVINO_VERSION-2"
 fi
 ln -sf "$(cd "$ov_dir" && ls libopenvino_c.so.* | head -1)" "$ov_dir/libopenvino_c.so"
 

@@ -60,6 +60,7 @@ fn find_library(root: &Path, env: &str, deps: &str, lib: &str) -> Option<PathBuf
 pub fn libraries(root: &Path) -> crate::nn::Libraries {
     crate::nn::Libraries {
         openvino: find_openvino(root),
+        openvino_cache: Some(root.join(".state/cache/openvino")),
     }
 }
 

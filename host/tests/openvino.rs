@@ -143,3 +143,48 @@ fn a_missing_openvino_library_fails_the_load_and_says_why() {
         f.broken[0].error
     );
 }
+
+#[test]
+fn an_unloaded_openvino_instance_reloads_from_the_compiled_model_cache() {
+    need(".deps/openvino/libopenvino_c.so");
+    let port = free_port();
+    let host = Host::start(
+        &["idle_timeout: 1s"],
+        &[inst(
+            "face",
+            "blazeface",
+            port,
+            &["weights: models/face_detection_short_range.onnx"],
+            &["backend: openvino"],
+        )],
+    );
+    // PNG: always decoded in full, so both answers come from the same pixels.
+    let png = image::open(need("tests/fixtures/astronaut.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let photo = json!({"image": png_b64(&png)});
+    let (s, first) = post(port, &photo);
+    assert_eq!(s, 200, "{first}");
+    wait_until("idle unload", std::time::Duration::from_secs(60), || {
+        host.instance_status("face")["state"] == "unloaded"
+    });
+    let (s, again) = post(port, &photo);
+    assert_eq!((s, &again), (200, &first));
+    let log = host.log();
+    let compiled: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("OpenVINO model compiled"))
+        .collect();
+    assert_eq!(compiled.len(), 2, "{log}");
+    assert!(
+        compiled[0].contains("cached=false") && compiled[1].contains("cached=true"),
+        "{compiled:?}"
+    );
+    assert!(host
+        .dir
+        .join(".state/cache/openvino")
+        .read_dir()
+        .unwrap()
+        .next()
+        .is_some());
+}

@@ -18,7 +18,7 @@ pub trait Graph: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// ONNX Runtime (CPU, or CUDA with `device: cuda:N`). The default: OpenVINO runs most
-    /// graphs somewhat faster on the CPU but loads them 5-10x slower, and instances load
+    /// graphs somewhat faster on the CPU but loads them 2-10x slower, and instances load
     /// lazily (README, "ONNX Runtime or OpenVINO").
     #[default]
     OnnxRuntime,
@@ -110,6 +110,8 @@ impl SessionOptions {
 pub struct Libraries {
     /// OpenVINO's C library (`libopenvino_c.so`), if installed.
     pub openvino: Option<PathBuf>,
+    /// Where OpenVINO caches compiled models, so that a reload skips compilation.
+    pub openvino_cache: Option<PathBuf>,
 }
 
 /// Load `path` with the backend and device in `options`.
@@ -125,7 +127,8 @@ pub fn load(
             let Some(lib) = &libraries.openvino else {
                 anyhow::bail!("backend openvino requested, but the OpenVINO library was not found (run scripts/setup.sh, which unpacks PyPI's openvino into .deps/openvino, or set OPENVINO_LIB to libopenvino_c.so)");
             };
-            Arc::new(super::openvino::OvGraph::load(path, options, lib)?)
+            let cache = libraries.openvino_cache.as_deref();
+            Arc::new(super::openvino::OvGraph::load(path, options, lib, cache)?)
         }
     })
 }

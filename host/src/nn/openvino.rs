@@ -79,8 +79,14 @@ fn info(port: &Node) -> anyhow::Result<TensorInfo> {
 }
 
 impl OvGraph {
-    /// Open the OpenVINO library at `lib` (once per process), then read and compile `path`.
-    pub fn load(path: &Path, options: SessionOptions, lib: &Path) -> anyhow::Result<Self> {
+    /// Open the OpenVINO library at `lib` (once per process), then read and compile `path`,
+    /// keeping the compiled model in `cache` (if given) for the next load.
+    pub fn load(
+        path: &Path,
+        options: SessionOptions,
+        lib: &Path,
+        cache: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         openvino_sys::library::load_from(lib)
             .map_err(|e| anyhow::anyhow!("opening OpenVINO at {}: {e}", lib.display()))?;
         let mut core = Core::new().map_err(|e| anyhow::anyhow!("starting OpenVINO: {e}"))?;
@@ -96,6 +102,18 @@ impl OvGraph {
             ],
         )
         .map_err(ov_err("setting CPU properties"))?;
+        if let Some(dir) = cache.and_then(|d| d.to_str()) {
+            // A failed cache is only slower: warn and go on.
+            if let Err(e) = std::fs::create_dir_all(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    core.set_property(&DeviceType::CPU, &RwPropertyKey::CacheDir, dir)
+                        .map_err(|e| e.to_string())
+                })
+            {
+                tracing::warn!(dir, "OpenVINO model cache unavailable: {e}");
+            }
+        }
         let path_text = path
             .to_str()
             .with_context(|| format!("{} is not UTF-8", path.display()))?;
@@ -122,6 +140,10 @@ impl OvGraph {
         let mut compiled = core
             .compile_model(&model, DeviceType::CPU)
             .map_err(ov_err("compiling for the CPU"))?;
+        let cached = compiled
+            .get_property(&openvino::PropertyKey::Other("LOADED_FROM_CACHE".into()))
+            .is_ok_and(|v| v == "YES");
+        tracing::info!(path = %path.display(), cached, "OpenVINO model compiled");
         let request = compiled
             .create_infer_request()
             .map_err(ov_err("creating an infer request"))?;

@@ -387,3 +387,15 @@ pub fn boxes(v: &Value) -> Vec<(String, Vec<f64>)> {
         })
         .collect()
 }
+
+/// Poll `f` every 50 ms until it holds; panic naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
