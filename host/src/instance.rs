@@ -149,10 +149,28 @@ impl Instance {
         f(&mut lock(&self.tracking));
     }
 
-    /// Run `f` on the loaded instance, loading it first if needed. Calls are serialized;
-    /// past the instance's `max_queue` waiting requests the answer is 503 with `Retry-After`.
+    /// Take a place in the instance's queue, before a request does any costly work (such as
+    /// decoding its frame): past `max_queue` waiting requests the answer is 503 with
+    /// `Retry-After`.
+    pub fn admit(&self) -> Result<Admission, ApiError> {
+        self.queue
+            .clone()
+            .try_acquire_owned()
+            .map(Admission)
+            .map_err(|_| ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("instance `{}` is busy; retry later", self.spec.name),
+                )
+            })
+    }
+
+    /// Run `f` on the loaded instance, loading it first if needed, with a place taken by
+    /// [`Instance::admit`]. Calls are serialized.
     pub async fn call<T, F>(
         self: &Arc<Self>,
+        admission: Admission,
         rt: &Arc<Runtime>,
         settings: &Arc<Settings>,
         f: F,
@@ -161,17 +179,7 @@ impl Instance {
         T: Send + 'static,
         F: FnOnce(&mut Loaded) -> Result<T, CallError> + Send + 'static,
     {
-        let permit = self
-            .queue
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("instance `{}` is busy; retry later", self.spec.name),
-                )
-            })?;
+        let permit = admission.0;
         let this = self.clone();
         let (rt, settings) = (rt.clone(), settings.clone());
         let result = tokio::task::spawn_blocking(move || {
@@ -324,6 +332,9 @@ impl Instance {
         true
     }
 }
+
+/// A request's place in an instance's queue (see [`Instance::admit`]); released on drop.
+pub struct Admission(tokio::sync::OwnedSemaphorePermit);
 
 /// Hand memory freed by an unload back to the OS. glibc keeps freed heap pages in its
 /// arenas (one per thread that allocated); without a trim an unloaded model's buffers stay

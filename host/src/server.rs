@@ -281,13 +281,14 @@ async fn detect(
 ) -> Result<serde_json::Value, ApiError> {
     let req = DetectorRequest::parse(&body)?;
     drop(body);
+    let admission = inst.admit()?;
     // A detector that declared the input it fits frames into may get a smaller JPEG decode.
     let (frame, reduced) =
         decode_frame_for(app, inst, "image", req.image, inst.input_size()).await?;
     let (width, height) = (frame.width, frame.height);
     let threshold = req.threshold;
     let mut detections = inst
-        .call(&app.runtime, &app.settings, move |m| {
+        .call(admission, &app.runtime, &app.settings, move |m| {
             m.detect(frame, threshold)
         })
         .await?;
@@ -401,6 +402,7 @@ async fn track(
 ) -> Result<serde_json::Value, ApiError> {
     let req = TrackerRequest::parse(&body)?;
     drop(body);
+    let admission = inst.admit()?;
     let frame = decode_frame(app, inst, "image", req.image).await?;
     let default = if inst.spec.config_is("tracker_interface", "legacy") {
         ShapeFlavour::Legacy
@@ -410,7 +412,7 @@ async fn track(
     let flavour = req.flavour.unwrap_or(default);
     let items = req.items;
     let results = inst
-        .call(&app.runtime, &app.settings, move |m| {
+        .call(admission, &app.runtime, &app.settings, move |m| {
             items
                 .iter()
                 .map(|item| match item {
@@ -456,6 +458,7 @@ async fn interact(
 ) -> Result<serde_json::Value, ApiError> {
     let mut req = InteractorRequest::parse(&body)?;
     drop(body);
+    let admission = inst.admit()?;
     let frame = decode_frame(app, inst, "image", std::mem::take(&mut req.image)).await?;
     req.check_bounds(frame.width, frame.height)?;
     let (w, h) = (frame.width, frame.height);
@@ -469,7 +472,7 @@ async fn interact(
         bbox: req.bbox.map(|[x1, y1, x2, y2]| Bbox { x1, y1, x2, y2 }),
     };
     let mut proposals = inst
-        .call(&app.runtime, &app.settings, move |m| {
+        .call(admission, &app.runtime, &app.settings, move |m| {
             m.interact(frame, &prompt)
         })
         .await?;
@@ -496,6 +499,7 @@ async fn reid(
 ) -> Result<serde_json::Value, ApiError> {
     let req = ReidRequest::parse(&body)?;
     drop(body);
+    let admission = inst.admit()?;
     let f0 = decode_frame(app, inst, "image0", req.image0).await?;
     let f1 = decode_frame(app, inst, "image1", req.image1).await?;
     let to_wit = |b: &[f32; 4]| Bbox {
@@ -509,7 +513,7 @@ async fn reid(
     let (n0, n1) = (b0.len(), b1.len() as i32);
     let (threshold, max_distance) = (req.threshold, req.max_distance);
     let matches = inst
-        .call(&app.runtime, &app.settings, move |m| {
+        .call(admission, &app.runtime, &app.settings, move |m| {
             m.match_boxes((f0, f1), (&b0, &b1), threshold, max_distance)
         })
         .await?;

@@ -120,11 +120,26 @@ fn a_saturated_instance_answers_503_with_retry_after() {
         move || post(port, &json!({"image": img, "threshold": 0.92}))
     });
     std::thread::sleep(Duration::from_millis(500));
+    let decodes = || {
+        let m = ureq::get(&format!("http://127.0.0.1:{}/metrics", host.gateway))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let key = "host_request_duration_seconds_count{instance=\"slow\",stage=\"decode\"} ";
+        m.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    let decoded_before = decodes();
+    // A 12 Mpx frame: refused before it is decoded, so the answer costs nothing.
+    let big = frame_png(4000, 3000, &[]);
     let resp = ureq::post(&format!("http://127.0.0.1:{port}/"))
-        .send_string(&json!({"image": img}).to_string());
+        .send_string(&json!({"image": big}).to_string());
     let Err(ureq::Error::Status(503, r)) = resp else {
         panic!("expected 503 while saturated")
     };
+    assert_eq!(decodes(), decoded_before, "the refused frame was decoded");
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(r.into_json::<serde_json::Value>().unwrap()["error"]
         .as_str()
