@@ -26,7 +26,7 @@ for py in python3 /usr/bin/python3 /opt/conda/bin/python; do
     d=$("$py" -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
     [ -n "$d" ] && { nv=$d; break; }
 done
-[ -n "$nv" ] || nv=$(find / -maxdepth 7 -type d -path '*site-packages/nvidia' 2>/dev/null | head -1 || true)
+[ -n "$nv" ] || nv=$(find /usr /opt /root /home /venv -maxdepth 7 -type d -path '*-packages/nvidia' 2>/dev/null | head -1 || true)
 libs=""
 [ -n "$nv" ] && libs=$(find "$nv" -maxdepth 3 -type d -name lib | tr '\n' :)
 export LD_LIBRARY_PATH="${libs}$kit/ort${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
