@@ -56,7 +56,7 @@ enum Command {
     Nuclio,
     /// Scaffold a component crate under components/ that builds and passes a smoke test.
     New {
-        /// detector (tracker, interactor and reid come with their serving support)
+        /// detector (for the other kinds, copy components/ncc-tracker, sam or reid)
         kind: String,
         /// Crate and folder name: lowercase letters, digits and '-'.
         name: String,

@@ -18,9 +18,14 @@ pub fn new_component(components_dir: &Path, kind: &str, name: &str) -> Result<Ve
     let template = match kind {
         "detector" => DETECTOR,
         "tracker" | "interactor" | "reid" => {
+            let example = match kind {
+                "tracker" => "ncc-tracker",
+                "interactor" => "sam",
+                _ => "reid",
+            };
             return Err(format!(
-                "{kind} components cannot be scaffolded yet; the host serves detectors today"
-            ))
+                "`host new` scaffolds detectors only; for a {kind}, copy components/{example} (a complete {kind} component) and rename it"
+            ));
         }
         other => {
             return Err(format!(
