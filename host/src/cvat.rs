@@ -1,6 +1,8 @@
 //! CVAT's payloads (see shared/docs/cvat-protocol.md §4): parsing requests with errors
 //! that name the field, and rendering results exactly as CVAT reads them.
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::api_error::ApiError;
@@ -85,8 +87,12 @@ impl DetectorRequest {
 }
 
 /// Round a coordinate for JSON (f32 precision, two decimals).
+fn round2(v: f32) -> f64 {
+    (v as f64 * 100.0).round() / 100.0
+}
+
 fn coord(v: f32) -> Value {
-    json!((v as f64 * 100.0).round() / 100.0)
+    json!(round2(v))
 }
 
 /// Confidence as CVAT's examples carry it: a string.
@@ -94,54 +100,80 @@ fn confidence(v: f32) -> String {
     format!("{}", (v as f64 * 10_000.0).round() / 10_000.0)
 }
 
-/// Render detections as CVAT's detector response (§4.1.2).
+/// CVAT's detector response (§4.1.2), serialized straight to JSON text: a mask's bitmap is
+/// written number by number instead of as one JSON value per pixel (a 1 Mpx mask used to
+/// take tens of milliseconds and ~100 MB of temporaries).
+pub struct Detections<'a>(pub &'a [Detection]);
+
+/// The detector response as a JSON value (for tests and tools; the server streams
+/// [`Detections`]).
 pub fn detections_json(detections: &[Detection]) -> Value {
-    Value::Array(detections.iter().map(detection_json).collect())
+    serde_json::to_value(Detections(detections)).unwrap_or(Value::Null)
 }
 
-fn detection_json(d: &Detection) -> Value {
-    let mut o = Map::new();
-    o.insert("label".into(), json!(d.label));
-    o.insert("type".into(), json!(shape_name(d.shape)));
-    // Tags and skeletons carry no points; a mask's points are an optional polygon.
-    if !(d.points.is_empty() && matches!(shape_name(d.shape), "tag" | "skeleton" | "mask")) {
-        o.insert(
-            "points".into(),
-            Value::Array(d.points.iter().map(|&p| coord(p)).collect()),
-        );
+impl Serialize for Detections<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(DetectionJson))
     }
-    o.insert("confidence".into(), json!(confidence(d.confidence)));
-    if let Some(m) = &d.mask {
-        let mut flat: Vec<Value> = m.bitmap.iter().map(|&b| json!(u8::from(b != 0))).collect();
-        flat.extend([m.x1, m.y1, m.x2, m.y2].map(|v| json!(v)));
-        o.insert("mask".into(), Value::Array(flat));
+}
+
+struct DetectionJson<'a>(&'a Detection);
+
+/// Rounded coordinates (f32 precision, two decimals).
+struct Coords<'a>(&'a [f32]);
+
+impl Serialize for Coords<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|&v| round2(v)))
     }
-    if let Some(r) = d.rotation {
-        o.insert("rotation".into(), coord(r));
+}
+
+/// A mask as CVAT reads it: one 0/1 per pixel of the inclusive box, then the box.
+struct MaskJson<'a>(&'a crate::runtime::loaded::Mask);
+
+impl Serialize for MaskJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        let bits = m.bitmap.iter().map(|&b| u32::from(b != 0));
+        s.collect_seq(bits.chain([m.x1, m.y1, m.x2, m.y2]))
     }
-    if !d.attributes.is_empty() {
-        o.insert(
-            "attributes".into(),
-            Value::Array(
-                d.attributes
-                    .iter()
-                    .map(|a| json!({"name": a.name, "value": a.value}))
-                    .collect(),
-            ),
-        );
+}
+
+impl Serialize for DetectionJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut o = s.serialize_map(None)?;
+        o.serialize_entry("label", &d.label)?;
+        o.serialize_entry("type", shape_name(d.shape))?;
+        // Tags and skeletons carry no points; a mask's points are an optional polygon.
+        if !(d.points.is_empty() && matches!(shape_name(d.shape), "tag" | "skeleton" | "mask")) {
+            o.serialize_entry("points", &Coords(&d.points))?;
+        }
+        o.serialize_entry("confidence", &confidence(d.confidence))?;
+        if let Some(m) = &d.mask {
+            o.serialize_entry("mask", &MaskJson(m))?;
+        }
+        if let Some(r) = d.rotation {
+            o.serialize_entry("rotation", &round2(r))?;
+        }
+        if !d.attributes.is_empty() {
+            let attributes: Vec<Value> = d
+                .attributes
+                .iter()
+                .map(|a| json!({"name": a.name, "value": a.value}))
+                .collect();
+            o.serialize_entry("attributes", &attributes)?;
+        }
+        if !d.elements.is_empty() {
+            let elements: Vec<Value> = d
+                .elements
+                .iter()
+                .map(|e| json!({"label": e.label, "type": "points", "points": [coord(e.x), coord(e.y)], "outside": u8::from(e.outside)}))
+                .collect();
+            o.serialize_entry("elements", &elements)?;
+        }
+        o.end()
     }
-    if !d.elements.is_empty() {
-        o.insert(
-            "elements".into(),
-            Value::Array(
-                d.elements
-                    .iter()
-                    .map(|e| json!({"label": e.label, "type": "points", "points": [coord(e.x), coord(e.y)], "outside": u8::from(e.outside)}))
-                    .collect(),
-            ),
-        );
-    }
-    Value::Object(o)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::api_error::ApiError;
 use crate::config::{BrokenInstance, Settings};
 use crate::cvat::{
-    detections_json, interactor_json, interactor_legacy_json, tracked_shape_json, DetectorRequest,
+    interactor_json, interactor_legacy_json, tracked_shape_json, Detections, DetectorRequest,
     InteractorRequest, ReidRequest, ShapeFlavour, TrackItem, TrackerRequest,
 };
 use crate::instance::{Instance, State as InstanceState, Status};
@@ -266,7 +266,7 @@ async fn invoke_inner(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Resp
     }
     .await;
     match result {
-        Ok(v) => Json(v).into_response(),
+        Ok(r) => r,
         Err(e) => {
             tracing::debug!(instance = %inst.spec.name, status = e.status.as_u16(), "request failed: {}", e.error);
             e.into_response()
@@ -274,11 +274,7 @@ async fn invoke_inner(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Resp
     }
 }
 
-async fn detect(
-    app: &Arc<App>,
-    inst: &Arc<Instance>,
-    body: Bytes,
-) -> Result<serde_json::Value, ApiError> {
+async fn detect(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
     let req = DetectorRequest::parse(&body)?;
     drop(body);
     let admission = inst.admit()?;
@@ -297,7 +293,7 @@ async fn detect(
         r.map_back(&mut detections);
     }
     crate::contour::add_polygons(&mut detections, app.settings.max_points);
-    Ok(detections_json(&detections))
+    Ok(Json(Detections(&detections)).into_response())
 }
 
 /// A component's answer must stay within the result caps and describe shapes that fit
@@ -395,11 +391,7 @@ fn component_error(msg: String) -> ApiError {
     )
 }
 
-async fn track(
-    app: &Arc<App>,
-    inst: &Arc<Instance>,
-    body: Bytes,
-) -> Result<serde_json::Value, ApiError> {
+async fn track(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
     let req = TrackerRequest::parse(&body)?;
     drop(body);
     let admission = inst.admit()?;
@@ -448,14 +440,10 @@ async fn track(
         );
     }
     // CVAT reads `states` unconditionally: it is always present.
-    Ok(json!({ "shapes": shapes, "states": states }))
+    Ok(Json(json!({ "shapes": shapes, "states": states })).into_response())
 }
 
-async fn interact(
-    app: &Arc<App>,
-    inst: &Arc<Instance>,
-    body: Bytes,
-) -> Result<serde_json::Value, ApiError> {
+async fn interact(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
     let mut req = InteractorRequest::parse(&body)?;
     drop(body);
     let admission = inst.admit()?;
@@ -486,17 +474,13 @@ async fn interact(
     }
     proposals.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     if inst.spec.config_is("response_format", "legacy") {
-        Ok(interactor_legacy_json(&proposals, w, h))
+        Ok(Json(interactor_legacy_json(&proposals, w, h)).into_response())
     } else {
-        Ok(interactor_json(&proposals))
+        Ok(Json(interactor_json(&proposals)).into_response())
     }
 }
 
-async fn reid(
-    app: &Arc<App>,
-    inst: &Arc<Instance>,
-    body: Bytes,
-) -> Result<serde_json::Value, ApiError> {
+async fn reid(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
     let req = ReidRequest::parse(&body)?;
     drop(body);
     let admission = inst.admit()?;
@@ -522,5 +506,5 @@ async fn reid(
             "expected {n0} indices in -1..{n1}, got {matches:?}"
         )));
     }
-    Ok(json!(matches))
+    Ok(Json(json!(matches)).into_response())
 }
