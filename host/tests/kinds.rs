@@ -324,3 +324,35 @@ fn reid_matches_boxes_across_frames() {
     assert_eq!((s, v["field"].as_str()), (400, Some("boxes0")));
     drop(host);
 }
+
+#[test]
+fn a_component_built_for_another_contract_version_is_refused_with_a_rebuild_hint() {
+    let wasm = std::fs::read(need("components/yolo/component.wasm")).unwrap();
+    assert_eq!(
+        host::runtime::kind::kind_of(&wasm),
+        Ok(host::runtime::kind::Kind::Detector)
+    );
+    // The same component as if built against cvat:model@0.1.0 (same-length rename).
+    let now = format!(
+        "cvat:model/detector@{}",
+        host::runtime::kind::CONTRACT_VERSION
+    );
+    let (old, new) = (now.as_bytes(), b"cvat:model/detector@0.1.0".as_slice());
+    assert_eq!(old.len(), new.len());
+    let mut patched = wasm.clone();
+    let mut hits = 0;
+    let mut i = 0;
+    while i + old.len() <= patched.len() {
+        if &patched[i..i + old.len()] == old {
+            patched[i..i + old.len()].copy_from_slice(new);
+            hits += 1;
+        }
+        i += 1;
+    }
+    assert!(hits > 0);
+    let e = host::runtime::kind::kind_of(&patched).unwrap_err();
+    assert!(
+        e.contains("cvat:model@0.1.0") && e.contains("rebuild"),
+        "{e}"
+    );
+}

@@ -28,7 +28,7 @@ macro_rules! world {
                 "wasi:nn/graph@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::graph,
                 "wasi:nn/inference@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::inference,
                 "wasi:nn/errors@0.2.0-rc-2024-10-28": model_sdk::bindings::wasi::nn::errors,
-                "cvat:model/graphs@0.1.0": model_sdk::bindings::cvat::model::graphs,
+                "cvat:model/graphs@0.2.0": model_sdk::bindings::cvat::model::graphs,
             },
             generate_all,
         });

@@ -33,6 +33,10 @@ impl fmt::Display for Kind {
     }
 }
 
+/// The version of the `cvat:model` package (wit/cvat-model.wit) this host implements.
+/// Components built against another version are refused with a rebuild hint.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
 /// The kind a component binary exports. Fails when it is not a component or exports no
 /// (or more than one) `cvat:model` kind interface.
 pub fn kind_of(wasm: &[u8]) -> Result<Kind, String> {
@@ -56,7 +60,12 @@ pub fn kind_of(wasm: &[u8]) -> Result<Kind, String> {
                     let Some(rest) = name.strip_prefix("cvat:model/") else {
                         continue;
                     };
-                    let iface = rest.split('@').next().unwrap_or(rest);
+                    let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
+                    if !version.is_empty() && version != CONTRACT_VERSION {
+                        return Err(format!(
+                            "built against cvat:model@{version}, but this host speaks cvat:model@{CONTRACT_VERSION}: rebuild the component against wit/ (scripts/build-components.sh)"
+                        ));
+                    }
                     let kind = match iface {
                         "detector" => Kind::Detector,
                         "tracker" => Kind::Tracker,

@@ -46,7 +46,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         crate::nn::add_to_linker(&mut linker)?;
         // `cvat:model/types` holds only types; components import it as an empty instance.
-        linker.instance("cvat:model/types@0.1.0")?;
+        linker.instance(&format!("cvat:model/types@{}", kind::CONTRACT_VERSION))?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = stop.clone();
