@@ -9,10 +9,13 @@
 //!
 //! Run: `scripts/setup.sh && cargo bench -p host --bench backends`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::measure;
 use host::config::ModelsFile;
 use host::nn::tensor::{ElementType, HostTensor};
 use host::nn::{graph, Backend, Device, Libraries, SessionOptions};
@@ -37,23 +40,6 @@ const DETECTORS: &[(&str, &str, &str)] = &[
     ("yolo", "models/yolov8n.onnx", ""),
 ];
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
-    f();
-    let started = Instant::now();
-    let mut times = Vec::new();
-    while started.elapsed() < budget || times.len() < 5 {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    median(times)
-}
-
 fn options(backend: Backend, threads: usize) -> SessionOptions {
     SessionOptions {
         intra_threads: threads,
@@ -70,10 +56,7 @@ fn floats(t: &HostTensor) -> Vec<f32> {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = common::repo();
     host::up::init_onnxruntime(&root, "bench").expect("run scripts/setup.sh first");
     // A fresh OpenVINO model cache, so the first load of each model is a cold one.
     let cache = std::env::temp_dir().join(format!("host-bench-ov-cache-{}", std::process::id()));

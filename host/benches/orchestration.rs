@@ -6,19 +6,14 @@
 //!
 //! Run: `scripts/setup.sh && cargo bench -p host --bench orchestration`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 struct Running(Child);
 
@@ -30,10 +25,7 @@ impl Drop for Running {
 }
 
 fn start(root: &Path, gateway: u16) -> (Running, Duration) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let repo = common::repo();
     let started = Instant::now();
     let running = Running(
         Command::new(env!("CARGO_BIN_EXE_host"))
@@ -74,10 +66,7 @@ fn rss(gateway: u16) -> f64 {
 }
 
 fn main() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let repo = common::repo();
     let root = repo
         .join("target/bench-roots")
         .join(format!("orch-{}", std::process::id()));

@@ -11,11 +11,14 @@
 //! the synthetic YOLO test graph, and `models/yolo11n.onnx` when present
 //! (`scripts/yolo-export.sh` makes a random-weight export).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
+use common::{free_port, measure, wait_for};
 use host::config::ModelsFile;
 use host::runtime::loaded::Loaded;
 use host::runtime::Runtime;
@@ -48,25 +51,6 @@ const MODELS: &[Model] = &[
     },
 ];
 
-fn median(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1e3
-}
-
-/// Run `f` for about `budget` (at least 5, at most 200 times) after 2 warm-up calls.
-fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
-    f();
-    f();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || (start.elapsed() < budget && times.len() < 200) {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed());
-    }
-    median(times)
-}
-
 /// The raw floor: the host's own ONNX Runtime backend on a ready input tensor (`host probe`).
 fn raw_ort(path: &Path, threads: usize) -> f64 {
     let options = host::nn::SessionOptions {
@@ -79,10 +63,7 @@ fn raw_ort(path: &Path, threads: usize) -> f64 {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = common::repo();
     host::up::init_onnxruntime(&root, "bench").expect("run scripts/setup.sh first");
     let jpeg = std::fs::read(root.join("tests/fixtures/frame_1080p.jpg"))
         .expect("run scripts/setup.sh first");
@@ -200,22 +181,4 @@ fn main() {
     let _ = stop_tx.send(true);
     server.join().unwrap();
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("host did not start");
 }

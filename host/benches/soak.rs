@@ -5,22 +5,16 @@
 //!
 //! Run: `scripts/soak.sh [SECONDS] [CLIENTS]` (defaults 60 s, 6 clients).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::free_port;
 use serde_json::json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn main() {
     let seconds: u64 = std::env::var("SOAK_SECONDS")
@@ -31,10 +25,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let repo = common::repo();
     let root = repo
         .join("target/bench-roots")
         .join(format!("soak-{}", std::process::id()));
