@@ -585,12 +585,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         Some(t) => crate::nn::Backend::parse(&t).map_err(|e| format!("backend: {e}"))?,
         None => settings.backend,
     };
-    crate::nn::SessionOptions {
-        intra_threads: 1,
-        backend,
-        device,
-    }
-    .validate()?;
+    backend.check_device(device)?;
     Ok(InstanceSpec {
         name: name.to_string(),
         display_name: raw.name.unwrap_or_else(|| name.to_string()),

@@ -37,6 +37,18 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Check that this backend can run on `device`.
+    pub fn check_device(self, device: Device) -> Result<(), String> {
+        match (self, device) {
+            (Backend::OpenVino, Device::Cuda(_)) => Err(format!(
+                "backend openvino runs on the cpu only; use backend onnxruntime for {device}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -91,19 +103,6 @@ pub struct SessionOptions {
     pub device: Device,
 }
 
-impl SessionOptions {
-    /// Check that the backend can run on the device.
-    pub fn validate(&self) -> Result<(), String> {
-        match (self.backend, self.device) {
-            (Backend::OpenVino, Device::Cuda(_)) => Err(format!(
-                "backend openvino runs on the cpu only; use backend onnxruntime for {}",
-                self.device
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
 /// Where the optional inference libraries are, found once at startup and loaded on first
 /// use (ONNX Runtime itself is initialised by `host up`).
 #[derive(Debug, Clone, Default)]
@@ -120,7 +119,10 @@ pub fn load(
     options: SessionOptions,
     libraries: &Libraries,
 ) -> anyhow::Result<Arc<dyn Graph>> {
-    options.validate().map_err(anyhow::Error::msg)?;
+    options
+        .backend
+        .check_device(options.device)
+        .map_err(anyhow::Error::msg)?;
     Ok(match options.backend {
         Backend::OnnxRuntime => Arc::new(super::onnx::OnnxGraph::load(path, options)?),
         Backend::OpenVino => {
@@ -186,12 +188,9 @@ mod tests {
         assert!(Backend::parse("tensorrt").unwrap_err().contains("expected"));
         assert_eq!(Device::parse("cuda:1"), Ok(Device::Cuda(1)));
         assert!(Device::parse("cuda:-1").is_err());
-        let o = SessionOptions {
-            intra_threads: 1,
-            backend: Backend::OpenVino,
-            device: Device::Cuda(0),
-        };
-        assert!(o.validate().unwrap_err().contains("cpu only"));
+        let e = Backend::OpenVino.check_device(Device::Cuda(0)).unwrap_err();
+        assert!(e.contains("cpu only"));
+        assert!(Backend::OpenVino.check_device(Device::Cpu).is_ok());
     }
 
     #[test]
