@@ -38,25 +38,14 @@ fn seen(v: &Value) -> (String, Vec<f64>) {
     )
 }
 
-fn hostile<'a>(name: &'a str, port: u16, config: &'a [&'a str]) -> Inst<'a> {
-    Inst {
-        name,
-        implementation: "hostile",
-        port,
-        config,
-        classes: None,
-        extra: &[],
-    }
-}
-
 #[test]
 fn declared_input_size_gets_a_reduced_jpeg_and_answers_map_back_exactly() {
     let (fit, full) = (free_port(), free_port());
     let _host = Host::start(
         &[],
         &[
-            hostile("fit", fit, &["input_size: 128x128"]),
-            hostile("full", full, &[]),
+            inst("fit", "hostile", fit, &["input_size: 128x128"], &[]),
+            inst("full", "hostile", full, &[], &[]),
         ],
     );
     let img = texture(1920, 1080, 3);
@@ -101,8 +90,8 @@ fn the_scale_keeps_every_pixel_the_fitted_input_needs() {
     let _host = Host::start(
         &[],
         &[
-            hostile("small", small, &["input_size: 128x128"]),
-            hostile("big", big, &["input_size: 640x640"]),
+            inst("small", "hostile", small, &["input_size: 128x128"], &[]),
+            inst("big", "hostile", big, &["input_size: 640x640"], &[]),
         ],
     );
     // 1001x667 into 128x128: 128x86 needed; 1/8 gives 126x84 (too small), 1/4 gives 251x167.

@@ -9,23 +9,6 @@ use serde_json::json;
 
 const RED: [u8; 3] = [230, 0, 0]; // score 0.902 in the synthetic model
 
-fn inst<'a>(
-    name: &'a str,
-    implementation: &'a str,
-    port: u16,
-    config: &'a [&'a str],
-    extra: &'a [&'a str],
-) -> Inst<'a> {
-    Inst {
-        name,
-        implementation,
-        port,
-        config,
-        classes: None,
-        extra,
-    }
-}
-
 fn conf(v: &serde_json::Value) -> f64 {
     v.as_str().unwrap().parse().unwrap()
 }

@@ -132,6 +132,24 @@ pub struct Inst<'a> {
     pub extra: &'a [&'a str],
 }
 
+/// An instance with no `classes` line: `config` lines under `config:`, `extra` lines beside.
+pub fn inst<'a>(
+    name: &'a str,
+    implementation: &'a str,
+    port: u16,
+    config: &'a [&'a str],
+    extra: &'a [&'a str],
+) -> Inst<'a> {
+    Inst {
+        name,
+        implementation,
+        port,
+        config,
+        classes: None,
+        extra,
+    }
+}
+
 impl Host {
     /// Write a config with `settings` lines and `instances`, start the host, wait until
     /// its management API answers.
