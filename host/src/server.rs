@@ -89,6 +89,7 @@ impl App {
             last_load_ms: None,
             compile_cached: None,
             wasm_memory_bytes: 0,
+            labels: None,
             backend: String::new(),
             device: String::new(),
         }));
@@ -198,9 +199,17 @@ async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(json!({
         "gateway": SocketAddr::new(app.settings.bind, app.settings.gateway_port).to_string(),
         "rss_bytes": rss_bytes(),
+        "build": BUILD,
         "instances": app.statuses(),
     }))
 }
+
+/// How this binary was built: `release`, or `debug` (several times slower per request).
+pub const BUILD: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
 
 /// The process's resident set size, from /proc (Linux).
 pub fn rss_bytes() -> Option<u64> {

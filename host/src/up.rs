@@ -74,6 +74,9 @@ pub async fn run(
     config_path: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    if crate::server::BUILD == "debug" {
+        tracing::warn!("this is a debug build: requests run several times slower than with the release build that `scripts/host up` serves");
+    }
     let ort = init_onnxruntime(root, "host")?;
     tracing::info!(library = %ort.display(), "ONNX Runtime");
     let libraries = libraries(root);
@@ -143,14 +146,19 @@ pub async fn run(
     Ok(())
 }
 
-/// Regenerate nuclio_functions/ in the background (it may compile components).
+/// Regenerate nuclio_functions/ in the background (it may compile components). This also
+/// describes every instance, so the gateway and the status know their labels before any
+/// request, and an instance CVAT cannot use is reported at once.
 fn regenerate_nuclio(app: &Arc<App>) {
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
         let s = &app.settings;
         match crate::nuclio::generate_for(&app.instances(), &app.runtime, s, &s.nuclio_dir) {
-            Ok(r) if r.written.is_empty() && r.removed.is_empty() => {}
+            Ok(r) if r.written.is_empty() && r.removed.is_empty() && r.unusable.is_empty() => {}
             Ok(r) => {
+                for (name, problem) in &r.unusable {
+                    tracing::error!(instance = %name, "unusable in CVAT: {problem}");
+                }
                 tracing::info!(written = ?r.written, removed = ?r.removed, kept = ?r.kept, dir = %s.nuclio_dir.display(), "nuclio functions generated")
             }
             Err(e) => tracing::warn!("could not generate nuclio functions: {e}"),

@@ -238,3 +238,44 @@ fn probe_times_a_model_on_each_backend_and_refuses_missing_cuda() {
         text(&o)
     );
 }
+
+#[test]
+fn up_detached_with_its_gateway_port_taken_prints_the_reason_not_a_backtrace() {
+    let (root, gateway) = make_root(
+        &[],
+        &[inst(
+            "face",
+            "blazeface",
+            free_port(),
+            &["weights: models/face_detection_short_range.onnx"],
+            &[],
+        )],
+    );
+    // A log from an earlier run must not be mistaken for this one's.
+    std::fs::create_dir_all(root.join(".state")).unwrap();
+    std::fs::write(root.join(".state/host.log"), "error: an old failure\n").unwrap();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", gateway)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_host"))
+        .arg("--root")
+        .arg(&root)
+        .args(["up", "-d"])
+        .env(
+            "ORT_DYLIB_PATH",
+            need(".deps/onnxruntime/libonnxruntime.so"),
+        )
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    let pid_file_left = root.join(".state/host.pid").exists();
+    std::fs::remove_dir_all(&root).unwrap();
+    assert!(!o.status.success(), "{t}");
+    assert!(!pid_file_left);
+    assert!(
+        t.contains(&format!("binding the gateway port 127.0.0.1:{gateway}"))
+            && t.contains("Address already in use"),
+        "the reason is missing: {t}"
+    );
+    assert!(!t.to_lowercase().contains("backtrace"), "{t}");
+    assert!(!t.contains("an old failure"), "{t}");
+}
