@@ -5,8 +5,51 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::InstanceSpec;
-use crate::labels::{LabelSpec, ShapeType};
+use crate::labels::{LabelSpec, ModelInfo, ShapeType};
 use crate::runtime::kind::Kind;
+
+/// What an instance is listed with: by the gateway, in generated Nuclio functions and in
+/// the status.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub labels: Vec<LabelSpec>,
+    /// The component's own description, when it described itself.
+    pub described_as: Option<String>,
+    /// Why CVAT cannot use the instance as listed. A detector with no labels is one: CVAT
+    /// would map none of them, and auto-annotation would "succeed" with no annotations.
+    pub problem: Option<String>,
+}
+
+/// The listing for an instance of `kind` (`None`: its component is unusable) whose
+/// component described itself as `described` (or failed to, saying why): the labels it
+/// listed, else the configured classes.
+pub fn listing(
+    spec: &InstanceSpec,
+    kind: Option<Kind>,
+    described: &Result<ModelInfo, String>,
+) -> Listing {
+    let (mut labels, described_as, why) = match described {
+        Ok(info) => (
+            info.labels.clone(),
+            Some(info.description.clone()),
+            format!("its component listed none: {}", info.description),
+        ),
+        Err(e) => (vec![], None, e.clone()),
+    };
+    if labels.is_empty() {
+        labels = labels_from_classes(spec);
+    }
+    let problem = (kind == Some(Kind::Detector) && labels.is_empty()).then(|| {
+        format!(
+            "no labels are known for this detector ({why}); name them under `classes:` in models.yaml or in a classes.txt beside the weights"
+        )
+    });
+    Listing {
+        labels,
+        described_as,
+        problem,
+    }
+}
 
 /// The annotation values CVAT reads, all strings, in a stable order.
 pub fn annotations(
@@ -104,18 +147,19 @@ pub fn labels_from_classes(spec: &InstanceSpec) -> Vec<LabelSpec> {
         .collect()
 }
 
-/// The dashboard's function object. Every field CVAT reads is always present.
-pub fn function_object(
-    spec: &InstanceSpec,
-    kind: Kind,
-    labels: &[LabelSpec],
-    description_text: &str,
-    state: &str,
-) -> Value {
-    let annotations: Map<String, Value> = annotations(spec, kind, labels)
+/// The dashboard's function object. Every field CVAT reads is always present. An unusable
+/// instance is `error` with the reason first in its description, which CVAT shows.
+pub fn function_object(spec: &InstanceSpec, kind: Kind, listing: &Listing, state: &str) -> Value {
+    let annotations: Map<String, Value> = annotations(spec, kind, &listing.labels)
         .into_iter()
         .map(|(k, v)| (k.to_string(), Value::String(v)))
         .collect();
+    let mut description = description(spec, kind, listing.described_as.as_deref());
+    let mut state = state;
+    if let Some(problem) = &listing.problem {
+        description = format!("UNUSABLE: {problem}. {description}");
+        state = "error";
+    }
     json!({
         "metadata": {
             "name": spec.name,
@@ -124,7 +168,7 @@ pub fn function_object(
             "annotations": annotations,
         },
         "spec": {
-            "description": description_text,
+            "description": description,
             "runtime": "wasm",
             "handler": format!("components/{}", spec.implementation),
         },

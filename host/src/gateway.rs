@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value};
 
 use crate::api_error::ApiError;
-use crate::functions::{description, function_object, labels_from_classes};
+use crate::functions::function_object;
 use crate::instance::{Instance, State as InstanceState};
 use crate::server::{invoke, read_body, App};
 
@@ -27,39 +27,27 @@ pub fn router() -> Router<Arc<App>> {
         .route("/api/function_invocations/{*rest}", any(invocation))
 }
 
-/// One function object; listing never loads a model (labels come from `init` if the
-/// instance ran, else from the component's `describe`).
-async fn function(app: &Arc<App>, inst: &Arc<Instance>) -> Option<Value> {
+/// One function object, and why the instance is unusable if it is. Listing never loads a
+/// model (see [`Instance::listing`]).
+async fn function(app: &Arc<App>, inst: &Arc<Instance>) -> Option<(Value, Option<String>)> {
     let kind = *inst.kind.as_ref().ok()?;
     let (app2, inst2) = (app.clone(), inst.clone());
-    let info = tokio::task::spawn_blocking(move || inst2.info(&app2.runtime, &app2.settings))
+    let listing = tokio::task::spawn_blocking(move || inst2.listing(&app2.runtime, &app2.settings))
         .await
         .ok()?;
-    let (labels, from_component) = match &info {
-        Ok(i) => (i.labels.clone(), Some(i.description.as_str())),
-        Err(e) => {
-            tracing::warn!(instance = %inst.spec.name, "describe failed, listing configured classes: {e}");
-            (labels_from_classes(&inst.spec), None)
-        }
-    };
     let state = match inst.status().state {
         InstanceState::Error => "error",
         // Unloaded instances load on the first call: ready for CVAT's purposes.
         _ => "ready",
     };
-    Some(function_object(
-        &inst.spec,
-        kind,
-        &labels,
-        &description(&inst.spec, kind, from_component),
-        state,
-    ))
+    let f = function_object(&inst.spec, kind, &listing, state);
+    Some((f, listing.problem))
 }
 
 async fn list(State(app): State<Arc<App>>) -> Json<Value> {
     let mut all = Map::new();
     for inst in &app.instances() {
-        if let Some(f) = function(&app, inst).await {
+        if let Some((f, _)) = function(&app, inst).await {
             all.insert(inst.spec.name.clone(), f);
         }
     }
@@ -84,7 +72,13 @@ async fn describe_one(
 ) -> Result<Json<Value>, ApiError> {
     let inst = find(&app, &name)?;
     match function(&app, &inst).await {
-        Some(f) => Ok(Json(f)),
+        Some((f, None)) => Ok(Json(f)),
+        // What CVAT does with a function that is not ready (cvat-protocol.md §2.6): its own
+        // request fails with our status and message, instead of annotating nothing.
+        Some((_, Some(problem))) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("function `{name}` is unusable: {problem}"),
+        )),
         None => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(

@@ -12,10 +12,11 @@ use tokio::sync::Semaphore;
 
 use crate::api_error::ApiError;
 use crate::config::{InstanceSpec, Settings};
+use crate::functions::{listing, Listing};
 use crate::labels::ModelInfo;
 use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::{kind_of, Kind};
-use crate::runtime::loaded::{self, CallError, Loaded};
+use crate::runtime::loaded::{self, CallError, FileStamp, Loaded};
 use crate::runtime::Runtime;
 
 /// Where an instance is in its life.
@@ -59,6 +60,8 @@ pub struct Status {
     pub compile_cached: Option<bool>,
     /// Linear memory of the loaded component (model sessions live outside it).
     pub wasm_memory_bytes: u64,
+    /// How many labels CVAT is shown, once the instance has been described or loaded.
+    pub labels: Option<usize>,
     /// Which library runs inference (`onnxruntime` or `openvino`).
     pub backend: String,
     /// Where inference runs.
@@ -71,14 +74,19 @@ struct Tracking {
     memory: Option<Arc<AtomicU64>>,
 }
 
+/// What `init` or `describe` said (or why `describe` failed), and the stamps of the files
+/// it was read from.
+type Described = (Vec<Option<FileStamp>>, Result<ModelInfo, String>);
+
 /// One configured model instance.
 pub struct Instance {
     pub spec: InstanceSpec,
     /// Read from the component's exports at start-up (no compilation).
     pub kind: Result<Kind, String>,
     slot: Mutex<Option<Loaded>>,
-    /// The label spec and description: from `init` once loaded, else from `describe`.
-    info: Mutex<Option<ModelInfo>>,
+    /// The label spec and description, from `init` once loaded, else from `describe` (or
+    /// why `describe` failed), with the stamps of the files they were read from.
+    info: Mutex<Option<Described>>,
     tracking: Mutex<Tracking>,
     queue: Arc<Semaphore>,
     /// Counters and latency histograms for `/metrics`.
@@ -111,6 +119,7 @@ impl Instance {
             last_load_ms: None,
             compile_cached: None,
             wasm_memory_bytes: 0,
+            labels: None,
             backend: spec.backend.to_string(),
             device: spec.device.to_string(),
         };
@@ -130,11 +139,21 @@ impl Instance {
         }
     }
 
-    /// A snapshot of the instance's status.
+    /// A snapshot of the instance's status. Never describes or loads: labels are counted
+    /// from what the last listing or load found, and an instance listed as unusable (see
+    /// [`Listing::problem`]) shows as `error` with the reason.
     pub fn status(&self) -> Status {
+        let listing = self.cached_listing();
         let t = lock(&self.tracking);
         let mut s = t.status.clone();
         s.wasm_memory_bytes = t.memory.as_ref().map_or(0, |m| m.load(Ordering::Relaxed));
+        if let Some(l) = listing {
+            s.labels = Some(l.labels.len());
+            if let Some(problem) = l.problem {
+                s.state = State::Error;
+                s.error = Some(problem);
+            }
+        }
         s
     }
 
@@ -224,7 +243,6 @@ impl Instance {
             // the old instance (calls are serialized); this one loads the new files.
             tracing::info!(instance = %self.spec.name, "component or model files changed; reloading");
             *slot = None;
-            *lock(&self.info) = None;
         }
         if slot.is_none() {
             self.update(|t| t.status.state = State::Loading);
@@ -242,7 +260,7 @@ impl Instance {
                         t.status.last_load_ms = Some(stats.total.as_millis() as u64);
                         t.status.compile_cached = Some(stats.compile_cached);
                     });
-                    *lock(&self.info) = Some(loaded.info.clone());
+                    *lock(&self.info) = Some((loaded.stamps(), Ok(loaded.info.clone())));
                     self.metrics.loads.fetch_add(1, Ordering::Relaxed);
                     self.metrics.load_time.observe(stats.total);
                     let memory = loaded.memory_counter();
@@ -286,21 +304,43 @@ impl Instance {
         }
     }
 
-    /// The model's label spec and description without loading the model: what `init`
-    /// reported, else the component's `describe` (run once, in a throwaway instance).
-    pub fn info(&self, rt: &Runtime, settings: &Settings) -> Result<ModelInfo, String> {
-        if let Some(info) = lock(&self.info).clone() {
-            return Ok(info);
+    /// What CVAT is shown for this instance, without loading its model: the label spec and
+    /// description `init` reported, else the component's `describe` (run in a throwaway
+    /// instance that reads the graphs' signatures from their files), cached until the
+    /// component or a model file changes.
+    pub fn listing(&self, rt: &Runtime, settings: &Settings) -> Listing {
+        let Ok(kind) = self.kind else {
+            return listing(&self.spec, None, &Err("unusable".into()));
+        };
+        let now = loaded::stamps(&self.spec);
+        if let Some((stamps, info)) = lock(&self.info).as_ref() {
+            if *stamps == now {
+                return listing(&self.spec, Some(kind), info);
+            }
         }
-        let (_, info) = loaded::describe(rt, &self.spec, settings)?;
-        let mut cached = lock(&self.info);
-        Ok(cached.get_or_insert(info).clone())
+        let info = loaded::describe(rt, &self.spec, settings).map(|(_, info)| info);
+        if let Err(e) = &info {
+            tracing::warn!(instance = %self.spec.name, "describe failed: {e}");
+        }
+        let l = listing(&self.spec, Some(kind), &info);
+        *lock(&self.info) = Some((now, info));
+        l
+    }
+
+    /// The listing as last computed, if any (never describes).
+    fn cached_listing(&self) -> Option<Listing> {
+        let kind = *self.kind.as_ref().ok()?;
+        let cached = lock(&self.info);
+        let (_, info) = cached.as_ref()?;
+        Some(listing(&self.spec, Some(kind), info))
     }
 
     /// The input size the loaded (or described) component declared, if known yet. Never
     /// loads or describes: before the first load this is `None` and frames decode in full.
     pub fn input_size(&self) -> Option<(u32, u32)> {
-        lock(&self.info).as_ref().and_then(|i| i.input_size)
+        lock(&self.info)
+            .as_ref()
+            .and_then(|(_, i)| i.as_ref().ok()?.input_size)
     }
 
     /// Unload if idle for longer than the instance's idle timeout and no request holds it.

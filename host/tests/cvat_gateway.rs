@@ -206,6 +206,85 @@ fn cvat_lists_describes_and_invokes_through_the_gateway_and_directly() {
         .contains("x-nuclio-function-name"));
 }
 
+#[test]
+fn labels_are_listed_before_any_request_and_a_detector_without_labels_is_an_error() {
+    let (named, blind) = (free_port(), free_port());
+    let host = Host::start(
+        &[],
+        &[
+            // No `classes`, no classes.txt: the names live in the export's metadata only.
+            inst(
+                "named",
+                "yolo",
+                named,
+                &["weights: tests/fixtures/yolo_v5_test.onnx"],
+                &[],
+            ),
+            // A detector whose component lists no labels, and none configured.
+            inst("blind", "hostile", blind, &[], &[]),
+        ],
+    );
+    // As CVAT reads it, on a fresh host, before any request.
+    let (s, all) = cvat_get(&host, "/api/functions");
+    assert_eq!(s, 200);
+    let (_, kind, labels) = parse_like_cvat(&all["named"]);
+    assert_eq!(
+        (kind.as_str(), labels),
+        ("detector", vec!["red".to_string(), "green".to_string()])
+    );
+    let spec: Value = serde_json::from_str(
+        all["named"]["metadata"]["annotations"]["spec"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec[0]["type"], "rectangle");
+    assert_eq!(all["named"]["status"]["state"], "ready");
+    let (s, one) = cvat_get(&host, "/api/functions/named");
+    assert_eq!((s, &one), (200, &all["named"]));
+    let st = host.instance_status("named");
+    assert_eq!(st["state"], "unloaded", "listing loads nothing: {st}");
+    assert_eq!(st["labels"], 2, "{st}");
+
+    // Never an empty spec that would silently annotate nothing: listed as an error that
+    // CVAT shows (description), and CVAT's own requests for it fail with the reason.
+    let blind_f = &all["blind"];
+    let (_, _, labels) = parse_like_cvat(blind_f);
+    assert!(labels.is_empty());
+    assert_eq!(blind_f["status"]["state"], "error");
+    let d = blind_f["spec"]["description"].as_str().unwrap();
+    assert!(
+        d.starts_with("UNUSABLE: no labels are known") && d.contains("classes"),
+        "{d}"
+    );
+    let (s, e) = cvat_get(&host, "/api/functions/blind");
+    assert_eq!(s, 500, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("no labels are known"),
+        "{e}"
+    );
+    let st = host.instance_status("blind");
+    assert_eq!(st["state"], "error", "{st}");
+    assert!(st["error"].as_str().unwrap().contains("classes"), "{st}");
+    // ... and no Nuclio function is generated for it.
+    let nuclio = host.dir.join("nuclio_functions");
+    wait_until(
+        "the generated functions",
+        std::time::Duration::from_secs(60),
+        || nuclio.join("named/function.yaml").is_file(),
+    );
+    assert!(!nuclio.join("blind").exists());
+
+    // Loading changes nothing CVAT sees.
+    let body = json!({"image": frame_png(64, 64, &[(10, 10, 29, 29, RED)])});
+    let (s, v) = post(named, &body);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(boxes(&v)[0].0, "red");
+    assert_eq!(host.instance_status("named")["state"], "ready");
+    let (_, again) = cvat_get(&host, "/api/functions/named");
+    assert_eq!(again["metadata"], all["named"]["metadata"]);
+}
+
 /// The `RESULT <json>` lines of tests/nuclio_handler.py (nuclio-sdk logs to stdout too).
 fn results(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)

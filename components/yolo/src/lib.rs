@@ -24,6 +24,7 @@ use std::cell::RefCell;
 use model_sdk::boxes::nms;
 use model_sdk::config::Config;
 use model_sdk::image::{letterbox, InputSpec, Letterbox, Normalize};
+use model_sdk::bindings::cvat::model::graphs::{self, GraphSignature};
 use model_sdk::nn::{image_input, Model, Output};
 
 model_sdk::world!("detector-model");
@@ -115,9 +116,9 @@ fn model_info(names: &[String], task: &Task, format: &str, input: Option<&InputS
     }
 }
 
-fn task_of(cfg: &Config, model: &Model) -> Result<Task, String> {
-    let md = &model.signature.metadata;
-    let outputs = &model.signature.outputs;
+fn task_of(cfg: &Config, signature: &GraphSignature) -> Result<Task, String> {
+    let md = &signature.metadata;
+    let outputs = &signature.outputs;
     let named = cfg.get("task").or_else(|| decode::meta(md, "task"));
     let guess = || match outputs.as_slice() {
         [o] if o.dims.len() == 2 => "classify",
@@ -176,67 +177,41 @@ fn serde_names(text: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-impl exports::cvat::model::detector::Guest for Yolo {
-    fn describe(config: InstanceConfig) -> ModelInfo {
-        let cfg = Config::new(
-            config
-                .config
-                .iter()
-                .map(|e| (e.key.clone(), e.value.clone())),
-        );
-        let names: Vec<String> = config.labels.into_iter().map(|l| l.name).collect();
-        // Without the graph only a configured task is known.
-        let task = match cfg.get("task") {
-            Some("segment") => Task::Segment { nm: 0, proto: 1 },
-            Some("classify") => Task::Classify,
-            Some("pose") => Task::Pose {
-                k: 17,
-                d: 3,
-                names: skeleton::default_names(17),
-            },
-            _ => Task::Detect,
-        };
-        model_info(&names, &task, "Ultralytics-style", None)
-    }
+/// How to run an export, decided from its signature alone (no session), so that `describe`
+/// lists exactly the labels `init` will use.
+struct Plan {
+    input_name: String,
+    input: InputSpec,
+    task: Task,
+    format: Option<Format>,
+    labels: Vec<String>,
+}
 
-    fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
-        let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
-        let model = Model::load("weights").map_err(Error::InvalidConfig)?;
-        let input_info = model.input().map_err(Error::InvalidConfig)?;
-        let input_name = input_info.name.clone();
-        let default_size = cfg
-            .usize_or("input_size", 640)
-            .map_err(Error::InvalidConfig)? as u32;
-        let input = image_input(input_info, default_size, Normalize::UNIT, 114)
-            .map_err(Error::InvalidConfig)?;
-        let task = task_of(&cfg, &model).map_err(Error::InvalidConfig)?;
-        let output = model
-            .signature
-            .outputs
+impl Plan {
+    /// `configured`: the instance's classes (models.yaml or classes.txt), else the export's
+    /// `names` metadata, else `class_<i>` for each class the output has.
+    fn new(cfg: &Config, configured: Vec<String>, signature: &GraphSignature) -> Result<Plan, String> {
+        let input_info = signature
+            .inputs
             .first()
-            .ok_or_else(|| Error::InvalidConfig("the graph has no outputs".into()))?;
-        let mut labels: Vec<String> = config.labels.iter().map(|l| l.name.clone()).collect();
+            .ok_or("the graph has no inputs")?;
+        let default_size = cfg.usize_or("input_size", 640)? as u32;
+        let input = image_input(input_info, default_size, Normalize::UNIT, 114)?;
+        let task = task_of(cfg, signature)?;
+        let dims = &signature.outputs.first().ok_or("the graph has no outputs")?.dims;
+        let mut labels = configured;
         if labels.is_empty() {
-            labels = decode::ultralytics_names(&model.signature.metadata);
+            labels = decode::ultralytics_names(&signature.metadata);
         }
         let (format, classes) = match &task {
-            Task::Classify => {
-                let n = output.dims.last().copied().unwrap_or(0).max(0) as usize;
-                (None, n)
-            }
+            Task::Classify => (None, dims.last().copied().unwrap_or(0).max(0) as usize),
             other => {
                 let extra = match other {
                     Task::Segment { nm, .. } => *nm,
                     Task::Pose { k, d, .. } => k * d,
                     _ => 0,
                 };
-                let f = Format::detect(
-                    cfg.str_or("format", "auto"),
-                    &output.dims,
-                    labels.len(),
-                    extra,
-                )
-                .map_err(Error::InvalidConfig)?;
+                let f = Format::detect(cfg.str_or("format", "auto"), dims, labels.len(), extra)?;
                 (Some(f), f.classes())
             }
         };
@@ -244,17 +219,57 @@ impl exports::cvat::model::detector::Guest for Yolo {
             labels = (0..classes).map(|i| format!("class_{i}")).collect();
         }
         if labels.len() != classes {
-            return Err(Error::InvalidConfig(format!(
+            return Err(format!(
                 "the model has {classes} classes but {} labels are configured",
                 labels.len()
-            )));
+            ));
         }
-        let info = model_info(
-            &labels,
-            &task,
-            format.map_or("classifier", |f| f.name()),
-            Some(&input),
-        );
+        Ok(Plan {
+            input_name: input_info.name.clone(),
+            input,
+            task,
+            format,
+            labels,
+        })
+    }
+
+    fn info(&self) -> ModelInfo {
+        let format = self.format.map_or("classifier", |f| f.name());
+        model_info(&self.labels, &self.task, format, Some(&self.input))
+    }
+}
+
+fn config_of(config: &InstanceConfig) -> Config {
+    Config::new(
+        config
+            .config
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone())),
+    )
+}
+
+impl exports::cvat::model::detector::Guest for Yolo {
+    fn describe(config: InstanceConfig) -> ModelInfo {
+        let cfg = config_of(&config);
+        let names: Vec<String> = config.labels.into_iter().map(|l| l.name).collect();
+        let plan = graphs::signature("weights").and_then(|s| Plan::new(&cfg, names.clone(), &s));
+        match plan {
+            Ok(plan) => plan.info(),
+            // The weights are unreadable: only the configured classes are known; say why.
+            Err(e) => {
+                let mut info = model_info(&names, &Task::Detect, "Ultralytics-style", None);
+                info.description = format!("YOLO export that cannot be read: {e}");
+                info
+            }
+        }
+    }
+
+    fn init(config: InstanceConfig) -> Result<ModelInfo, Error> {
+        let cfg = config_of(&config);
+        let model = Model::load("weights").map_err(Error::InvalidConfig)?;
+        let names: Vec<String> = config.labels.into_iter().map(|l| l.name).collect();
+        let plan = Plan::new(&cfg, names, &model.signature).map_err(Error::InvalidConfig)?;
+        let info = plan.info();
         let state = State {
             threshold: cfg.f32_or("threshold", 0.5).map_err(Error::InvalidConfig)?,
             iou: cfg
@@ -263,12 +278,12 @@ impl exports::cvat::model::detector::Guest for Yolo {
             max_detections: cfg
                 .usize_or("max_detections", 300)
                 .map_err(Error::InvalidConfig)?,
-            labels,
-            task,
-            format,
+            labels: plan.labels,
+            task: plan.task,
+            format: plan.format,
             model,
-            input_name,
-            input,
+            input_name: plan.input_name,
+            input: plan.input,
         };
         STATE.with(|s| *s.borrow_mut() = Some(state));
         Ok(info)

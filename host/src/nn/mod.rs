@@ -64,6 +64,9 @@ pub struct NnLimits {
 /// Per-instance wasi-nn state: which graphs the instance may load, and those it has.
 pub struct NnCtx {
     files: HashMap<String, PathBuf>,
+    /// Set while the host lists a component (`describe`): signatures are read from the
+    /// model files, and nothing is loaded.
+    describing: bool,
     loaded: HashMap<String, GraphHandle>,
     options: SessionOptions,
     libraries: Libraries,
@@ -84,6 +87,7 @@ impl NnCtx {
     ) -> Self {
         Self {
             files,
+            describing: false,
             loaded: HashMap::new(),
             options,
             libraries,
@@ -93,26 +97,69 @@ impl NnCtx {
         }
     }
 
-    /// Load graph `name`, or return the session loaded earlier.
-    fn graph(&mut self, name: &str) -> Result<GraphHandle, NnError> {
-        if let Some(g) = self.loaded.get(name) {
-            return Ok(g.clone());
+    /// A context for `describe`: the graphs' signatures can be read (from the files, no
+    /// session), none can be loaded, no tensor can be made.
+    pub fn for_describe(files: HashMap<String, PathBuf>) -> Self {
+        Self {
+            describing: true,
+            ..Self::new(
+                files,
+                SessionOptions {
+                    intra_threads: 1,
+                    backend: Default::default(),
+                    device: Default::default(),
+                },
+                Default::default(),
+                NnLimits {
+                    max_tensor_bytes: 0,
+                    max_live_bytes: 0,
+                },
+            )
         }
-        let Some(path) = self.files.get(name) else {
+    }
+
+    /// The model file of graph `name`.
+    fn file(&self, name: &str) -> Result<&PathBuf, NnError> {
+        self.files.get(name).ok_or_else(|| {
             let mut known: Vec<_> = self.files.keys().cloned().collect();
             known.sort();
-            return Err(NnError {
+            NnError {
                 code: errors::ErrorCode::NotFound,
                 message: format!(
                     "no graph named `{name}` for this instance (graphs: {})",
                     known.join(", ")
                 ),
+            }
+        })
+    }
+
+    /// Graph `name`'s signature: the loaded session's, or while describing, the file's.
+    fn signature(&mut self, name: &str) -> Result<graph::Signature, String> {
+        if self.describing {
+            let path = self.file(name).map_err(|e| e.message)?;
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            return onnx_meta::signature(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        Ok(self.graph(name).map_err(|e| e.message)?.signature().clone())
+    }
+
+    /// Load graph `name`, or return the session loaded earlier.
+    fn graph(&mut self, name: &str) -> Result<GraphHandle, NnError> {
+        if let Some(g) = self.loaded.get(name) {
+            return Ok(g.clone());
+        }
+        if self.describing {
+            return Err(NnError {
+                code: errors::ErrorCode::UnsupportedOperation,
+                message: format!("graph `{name}` cannot be loaded while the host describes the component (listing never loads a model); load graphs in `init`"),
             });
-        };
+        }
+        let path = self.file(name)?.clone();
         let started = std::time::Instant::now();
         let (backend, device) = (self.options.backend, self.options.device);
         tracing::info!(graph = name, path = %path.display(), %backend, %device, "loading graph");
-        let g = graph::load(path, self.options, &self.libraries).map_err(|e| NnError {
+        let g = graph::load(&path, self.options, &self.libraries).map_err(|e| NnError {
             code: errors::ErrorCode::RuntimeError,
             message: format!("loading {}: {e:#}", path.display()),
         })?;
@@ -356,20 +403,19 @@ impl wit_graphs::Host for NnHost<'_> {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<wit_graphs::GraphSignature, String>> {
-        let g = match self.nn().0.graph(&name) {
-            Ok(g) => g,
-            Err(e) => return Ok(Err(e.message)),
+        let s = match self.nn().0.signature(&name) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
         };
         let conv = |i: &graph::TensorInfo| wit_graphs::TensorInfo {
             name: i.name.clone(),
             ty: i.ty.map(to_wit).unwrap_or(wit_tensor::TensorType::Fp32),
             dims: i.dims.clone(),
         };
-        let s = g.signature();
         Ok(Ok(wit_graphs::GraphSignature {
             inputs: s.inputs.iter().map(conv).collect(),
             outputs: s.outputs.iter().map(conv).collect(),
-            metadata: s.metadata.clone(),
+            metadata: s.metadata,
         }))
     }
 }

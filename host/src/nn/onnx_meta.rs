@@ -1,5 +1,96 @@
-//! The `metadata_props` of an ONNX file, read straight from its protobuf, for backends
-//! whose API does not expose them (OpenVINO). ONNX Runtime reads them itself.
+//! What an ONNX file declares, read straight from its protobuf without a session: its
+//! `metadata_props`, for backends whose API does not expose them (OpenVINO), and its whole
+//! signature (inputs, outputs, metadata), for components that describe themselves while the
+//! host lists them (listing never loads a model).
+
+use super::graph::{Signature, TensorInfo};
+use super::tensor::ElementType;
+
+/// The graph's inputs (initializers excluded, as ONNX Runtime does), outputs and metadata,
+/// as a loaded session would report them. Symbolic or missing dimensions are -1.
+pub fn signature(model: &[u8]) -> Result<Signature, String> {
+    let mut graph = None;
+    for (field, value) in Fields(model) {
+        if let (7, Value::Bytes(g)) = (field, value) {
+            graph = Some(g);
+        }
+    }
+    let graph = graph.ok_or("not an ONNX model (no graph)")?;
+    let (mut inputs, mut outputs, mut initializers) = (vec![], vec![], vec![]);
+    for (field, value) in Fields(graph) {
+        match (field, value) {
+            (5, Value::Bytes(t)) => initializers.push(string_field(t, 8)),
+            (11, Value::Bytes(v)) => inputs.push(value_info(v)),
+            (12, Value::Bytes(v)) => outputs.push(value_info(v)),
+            _ => {}
+        }
+    }
+    inputs.retain(|i| !initializers.contains(&i.name));
+    Ok(Signature {
+        inputs,
+        outputs,
+        metadata: metadata_props(model),
+    })
+}
+
+/// A `ValueInfoProto`: name (1) and type (2) -> tensor_type (1) -> elem_type (1), shape (2)
+/// -> dim (1) -> dim_value (1) | dim_param (2).
+fn value_info(v: &[u8]) -> TensorInfo {
+    let mut info = TensorInfo {
+        name: string_field(v, 1),
+        ty: None,
+        dims: vec![],
+    };
+    let tensor = message(v, 2).and_then(|t| message(t, 1));
+    for (field, value) in tensor.map(Fields).into_iter().flatten() {
+        match (field, value) {
+            (1, Value::Varint(t)) => info.ty = element_type(t),
+            (2, Value::Bytes(shape)) => {
+                for (f, dim) in Fields(shape) {
+                    if let (1, Value::Bytes(dim)) = (f, dim) {
+                        let fixed = Fields(dim).find_map(|(f, v)| match (f, v) {
+                            (1, Value::Varint(n)) => Some(n as i64),
+                            _ => None,
+                        });
+                        info.dims.push(fixed.unwrap_or(-1));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// ONNX's `TensorProto.DataType` codes for the element types wasi-nn has.
+fn element_type(code: u64) -> Option<ElementType> {
+    Some(match code {
+        1 => ElementType::F32,
+        2 => ElementType::U8,
+        6 => ElementType::I32,
+        7 => ElementType::I64,
+        10 => ElementType::F16,
+        11 => ElementType::F64,
+        16 => ElementType::Bf16,
+        _ => return None,
+    })
+}
+
+/// The last length-delimited field `n` of a message.
+fn message(msg: &[u8], n: u64) -> Option<&[u8]> {
+    Fields(msg)
+        .filter_map(|(f, v)| match v {
+            Value::Bytes(b) if f == n => Some(b),
+            _ => None,
+        })
+        .last()
+}
+
+fn string_field(msg: &[u8], n: u64) -> String {
+    message(msg, n)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
 
 /// Key/value pairs of `ModelProto.metadata_props` (field 14), in file order. Malformed
 /// input yields what was read before the damage.
@@ -22,7 +113,8 @@ pub fn metadata_props(model: &[u8]) -> Vec<(String, String)> {
 }
 
 enum Value<'a> {
-    Scalar,
+    Varint(u64),
+    Fixed,
     Bytes(&'a [u8]),
 }
 
@@ -49,12 +141,12 @@ impl<'a> Iterator for Fields<'a> {
         let mut buf = self.0;
         let key = varint(&mut buf)?;
         let value = match key & 7 {
-            0 => varint(&mut buf).map(|_| Value::Scalar),
+            0 => varint(&mut buf).map(Value::Varint),
             1 | 5 => {
                 let n = if key & 7 == 1 { 8 } else { 4 };
                 buf.get(n..).map(|rest| {
                     buf = rest;
-                    Value::Scalar
+                    Value::Fixed
                 })
             }
             2 => {

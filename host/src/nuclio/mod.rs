@@ -112,6 +112,9 @@ pub struct Report {
     pub removed: Vec<String>,
     /// Directories left alone because a person wrote them (no marker).
     pub kept: Vec<String>,
+    /// Instances not generated because CVAT could not use them as listed, with the reason
+    /// (a generated function with no labels would annotate nothing).
+    pub unusable: Vec<(String, String)>,
 }
 
 fn write_if_changed(path: &Path, content: &str) -> std::io::Result<bool> {
@@ -169,7 +172,8 @@ pub fn generate(dir: &Path, functions: &[Function], opts: &Options) -> Result<Re
 }
 
 /// Generate functions for every usable instance into `dir` (labels from `describe`, so
-/// nothing is loaded).
+/// nothing is loaded). An unusable one is reported, and its generated directory, if any,
+/// removed like that of an instance that left models.yaml.
 pub fn generate_for(
     instances: &[std::sync::Arc<crate::instance::Instance>],
     rt: &crate::runtime::Runtime,
@@ -177,21 +181,20 @@ pub fn generate_for(
     dir: &Path,
 ) -> Result<Report, String> {
     let mut functions = Vec::new();
+    let mut unusable = Vec::new();
     for inst in instances {
         let Ok(kind) = inst.kind else { continue };
-        let (labels, from_component) = match inst.info(rt, settings) {
-            Ok(info) => (info.labels, Some(info.description)),
-            Err(e) => {
-                tracing::warn!(instance = %inst.spec.name, "describe failed, using configured classes: {e}");
-                (crate::functions::labels_from_classes(&inst.spec), None)
-            }
-        };
+        let listing = inst.listing(rt, settings);
+        if let Some(problem) = listing.problem {
+            unusable.push((inst.spec.name.clone(), problem));
+            continue;
+        }
         let description =
-            crate::functions::description(&inst.spec, kind, from_component.as_deref());
+            crate::functions::description(&inst.spec, kind, listing.described_as.as_deref());
         functions.push(Function {
             spec: &inst.spec,
             kind,
-            labels,
+            labels: listing.labels,
             description,
         });
     }
@@ -200,5 +203,7 @@ pub fn generate_for(
         port_offset: settings.nuclio_port_offset,
         ..Options::default()
     };
-    generate(dir, &functions, &opts)
+    let mut report = generate(dir, &functions, &opts)?;
+    report.unusable = unusable;
+    Ok(report)
 }

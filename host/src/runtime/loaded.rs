@@ -144,6 +144,18 @@ pub struct FileStamp {
     modified: std::time::SystemTime,
 }
 
+/// The files an instance is made of: its component, then its model files (in a stable order).
+fn files(spec: &InstanceSpec) -> impl Iterator<Item = &std::path::PathBuf> {
+    let mut graphs: Vec<_> = spec.graphs.iter().collect();
+    graphs.sort();
+    std::iter::once(&spec.component).chain(graphs.into_iter().map(|(_, p)| p))
+}
+
+/// The stamps of an instance's files now (see [`Loaded::stamps`]).
+pub fn stamps(spec: &InstanceSpec) -> Vec<Option<FileStamp>> {
+    files(spec).map(|p| stamp(p)).collect()
+}
+
 /// The stamp of `path` now, if it exists.
 pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
     let m = std::fs::metadata(path).ok()?;
@@ -173,10 +185,7 @@ impl Loaded {
     ) -> Result<(Self, LoadStats), String> {
         let started = Instant::now();
         // Stamp before reading, so a change during the load is seen as a change.
-        let files: Vec<_> = std::iter::once(&spec.component)
-            .chain(spec.graphs.values())
-            .map(|p| (p.clone(), stamp(p)))
-            .collect();
+        let files: Vec<_> = files(spec).map(|p| (p.clone(), stamp(p))).collect();
         let wasm = std::fs::read(&spec.component)
             .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
         let kind = super::kind::kind_of(&wasm)?;
@@ -235,6 +244,12 @@ impl Loaded {
     /// Time spent in inference since the last call.
     pub fn take_inference_time(&mut self) -> Duration {
         self.store.data_mut().take_inference_time()
+    }
+
+    /// The stamps of the component and model files as they were when loaded, in the order
+    /// [`stamps`] gives.
+    pub fn stamps(&self) -> Vec<Option<FileStamp>> {
+        self.files.iter().map(|(_, s)| *s).collect()
     }
 
     /// Whether the component or a model file changed since this instance was loaded.
@@ -419,7 +434,8 @@ fn instance_config(spec: &InstanceSpec) -> wit::InstanceConfig {
 }
 
 /// Call the component's `describe` in a throwaway instance that can load no graphs, so
-/// that listing an instance never loads its model.
+/// that listing an instance never loads its model; it can read their signatures and
+/// metadata (from the files), e.g. the class names an exporter stored there.
 pub fn describe(
     rt: &Runtime,
     spec: &InstanceSpec,
@@ -429,19 +445,7 @@ pub fn describe(
         .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
     let kind = super::kind::kind_of(&wasm)?;
     let (component, _) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
-    let nn = NnCtx::new(
-        Default::default(),
-        SessionOptions {
-            intra_threads: 1,
-            backend: Default::default(),
-            device: Default::default(),
-        },
-        Default::default(),
-        NnLimits {
-            max_tensor_bytes: 0,
-            max_live_bytes: 0,
-        },
-    );
+    let nn = NnCtx::for_describe(spec.graphs.clone());
     let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(ticks(settings.request_timeout));
