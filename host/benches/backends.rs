@@ -135,10 +135,10 @@ fn main() {
             .map(|spec| {
                 let (mut loaded, _) = Loaded::load(&runtime, spec, &file.settings).unwrap();
                 measure(Duration::from_secs(4), || {
-                    let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
-                    let frame = host::frame::decode("image", &req.image, u64::MAX).unwrap();
+                    let req = host::cvat::payload::DetectorRequest::parse(body.as_bytes()).unwrap();
+                    let frame = host::serve::frame::decode("image", &req.image, u64::MAX).unwrap();
                     let dets = loaded.detect(frame, req.threshold).unwrap();
-                    std::hint::black_box(host::cvat::detections_json(&dets).to_string());
+                    std::hint::black_box(host::cvat::payload::detections_json(&dets).to_string());
                 })
             })
             .collect();

@@ -44,23 +44,25 @@ fn main() {
     let contour = median(|| {
         let mut dets = vec![det.clone()];
         let t = Instant::now();
-        host::contour::add_polygons(&mut dets, 100_000);
+        host::cvat::contour::add_polygons(&mut dets, 100_000);
         t.elapsed()
     });
     let mut dets = vec![det.clone()];
-    host::contour::add_polygons(&mut dets, 100_000);
+    host::cvat::contour::add_polygons(&mut dets, 100_000);
     let via_value = median(|| {
         let t = Instant::now();
-        std::hint::black_box(serde_json::to_vec(&host::cvat::detections_json(&dets)).unwrap());
+        std::hint::black_box(
+            serde_json::to_vec(&host::cvat::payload::detections_json(&dets)).unwrap(),
+        );
         t.elapsed()
     });
     let direct = median(|| {
         let t = Instant::now();
-        std::hint::black_box(serde_json::to_vec(&host::cvat::Detections(&dets)).unwrap());
+        std::hint::black_box(serde_json::to_vec(&host::cvat::payload::Detections(&dets)).unwrap());
         t.elapsed()
     });
-    let a = serde_json::to_vec(&host::cvat::detections_json(&dets)).unwrap();
-    let b = serde_json::to_vec(&host::cvat::Detections(&dets)).unwrap();
+    let a = serde_json::to_vec(&host::cvat::payload::detections_json(&dets)).unwrap();
+    let b = serde_json::to_vec(&host::cvat::payload::Detections(&dets)).unwrap();
     assert_eq!(a, b, "the two renderings differ");
     println!(
         "{w}x{h} mask, {} KB of JSON, {} outline vertices; medians in ms",

@@ -135,14 +135,14 @@ fn main() {
         // As the server does: a detector that declared its input size gets a reduced decode.
         let fit = loaded.info.input_size;
         let b = measure(Duration::from_secs(4), || {
-            let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
+            let req = host::cvat::payload::DetectorRequest::parse(body.as_bytes()).unwrap();
             let (frame, reduced) =
-                host::frame::decode_fitted("image", &req.image, u64::MAX, fit).unwrap();
+                host::serve::frame::decode_fitted("image", &req.image, u64::MAX, fit).unwrap();
             let mut dets = loaded.detect(frame, req.threshold).unwrap();
             if let Some(r) = reduced {
                 r.map_back(&mut dets);
             }
-            std::hint::black_box(host::cvat::detections_json(&dets).to_string());
+            std::hint::black_box(host::cvat::payload::detections_json(&dets).to_string());
         });
         let url = format!("http://127.0.0.1:{port}/");
         let c = measure(Duration::from_secs(4), || {
@@ -166,15 +166,15 @@ fn main() {
     }
     // What the frame decode costs alone.
     let decode = measure(Duration::from_secs(2), || {
-        let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
-        std::hint::black_box(host::frame::decode("image", &req.image, u64::MAX).unwrap());
+        let req = host::cvat::payload::DetectorRequest::parse(body.as_bytes()).unwrap();
+        std::hint::black_box(host::serve::frame::decode("image", &req.image, u64::MAX).unwrap());
     });
     println!("JSON + base64 + full JPEG decode of the frame: {decode:.2} ms");
     let reduced = measure(Duration::from_secs(2), || {
-        let req = host::cvat::DetectorRequest::parse(body.as_bytes()).unwrap();
+        let req = host::cvat::payload::DetectorRequest::parse(body.as_bytes()).unwrap();
         let fit = Some((128, 128));
         std::hint::black_box(
-            host::frame::decode_fitted("image", &req.image, u64::MAX, fit).unwrap(),
+            host::serve::frame::decode_fitted("image", &req.image, u64::MAX, fit).unwrap(),
         );
     });
     println!("the same decoded for a 128x128 input (1/8 scale): {reduced:.2} ms");

@@ -55,7 +55,7 @@ impl StateDir {
         let start = start_time(pid)
             .ok_or_else(|| std::io::Error::other(format!("process {pid} is gone")))?;
         std::fs::create_dir_all(&self.dir)?;
-        crate::yaml_edit::write_atomic(&self.pid_file(), &format!("{pid} {start}\n"))
+        crate::config::yaml_edit::write_atomic(&self.pid_file(), &format!("{pid} {start}\n"))
     }
 }
 

@@ -10,14 +10,14 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::api_error::ApiError;
 use crate::config::{InstanceSpec, Settings};
-use crate::functions::{listing, Listing};
-use crate::labels::ModelInfo;
+use crate::cvat::functions::{listing, Listing};
+use crate::cvat::labels::ModelInfo;
 use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::{kind_of, Kind};
 use crate::runtime::loaded::{self, CallError, FileStamp, Loaded};
 use crate::runtime::Runtime;
+use crate::serve::api_error::ApiError;
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -388,7 +388,7 @@ fn release_freed_memory() {
 }
 
 /// Check every instance for idleness once per `period` until the process ends.
-pub async fn idle_unloader(app: Arc<crate::server::App>, period: Duration) {
+pub async fn idle_unloader(app: Arc<crate::app::App>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;

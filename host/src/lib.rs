@@ -1,33 +1,26 @@
 //! The host: runs sandboxed WebAssembly model components for CVAT.
 //!
-//! - [`config`]: models.yaml, the desired state.
+//! - [`config`]: models.yaml (the desired state), editing it, watching it and `components/`.
+//! - [`reconcile`]: models.yaml → running instances and their ports.
 //! - [`runtime`]: wasmtime engine, compile cache, deadlines, loaded instances.
-//! - [`nn`]: the `wasi:nn` host over ONNX Runtime.
+//! - [`nn`]: the `wasi:nn` host over ONNX Runtime and OpenVINO.
 //! - [`instance`]: lazy load, serialized calls, idle unload, status.
-//! - [`server`], [`cvat`], [`frame`], [`contour`], [`api_error`]: HTTP and CVAT's payloads.
-//! - [`up`]: start everything and serve until shutdown.
-//! - [`probe`]: time one model file on one backend and device (`host probe`).
+//! - [`app`]: the state every handler shares.
+//! - [`serve`]: HTTP: instance ports and the management port; frames and errors.
+//! - [`cvat`]: CVAT's payloads, masks and labels, the Nuclio-compatible gateway and the
+//!   generated Nuclio functions.
+//! - [`up`], [`daemon`], [`probe`], [`scaffold`], [`metrics`]: the CLI's verbs and metrics.
 
-pub mod api_error;
+pub mod app;
 pub mod config;
-pub mod contour;
 pub mod cvat;
 pub mod daemon;
-pub mod discovery;
-pub mod frame;
-pub mod functions;
-pub mod gateway;
 pub mod instance;
-pub mod labels;
 pub mod metrics;
 pub mod nn;
-pub mod nuclio;
 pub mod probe;
 pub mod reconcile;
-pub mod rle;
 pub mod runtime;
 pub mod scaffold;
-pub mod server;
+pub mod serve;
 pub mod up;
-pub mod watch;
-pub mod yaml_edit;

@@ -406,7 +406,7 @@ fn nuclio(root: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()
         .map(|s| std::sync::Arc::new(host::instance::Instance::new(s)))
         .collect();
     let dir = &file.settings.nuclio_dir;
-    let report = host::nuclio::generate_for(&instances, &rt, &file.settings, dir)
+    let report = host::cvat::nuclio::generate_for(&instances, &rt, &file.settings, dir)
         .map_err(anyhow::Error::msg)?;
     for name in &report.written {
         println!("wrote {}", dir.join(name).display());

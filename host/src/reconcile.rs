@@ -9,9 +9,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::app::App;
 use crate::config::ModelsFile;
 use crate::instance::Instance;
-use crate::server::{instance_router, App, PortSlot};
+use crate::serve::{instance_router, PortSlot};
 
 struct PortServer {
     slot: PortSlot,

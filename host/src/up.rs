@@ -10,12 +10,13 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::App;
+use crate::config::watch::Watcher;
 use crate::config::ModelsFile;
 use crate::instance::idle_unloader;
 use crate::reconcile::{serve, Reconciler};
 use crate::runtime::Runtime;
-use crate::server::{management_router, App};
-use crate::watch::Watcher;
+use crate::serve::management_router;
 
 /// Where ONNX Runtime's shared library is: `ORT_DYLIB_PATH`, else `.deps/onnxruntime`
 /// under `root`, else beside the executable or in a `.deps/onnxruntime` above it.
@@ -74,7 +75,7 @@ pub async fn run(
     config_path: &Path,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    if crate::server::BUILD == "debug" {
+    if crate::serve::BUILD == "debug" {
         tracing::warn!("this is a debug build: requests run several times slower than with the release build that `scripts/host up` serves");
     }
     let ort = init_onnxruntime(root, "host")?;
@@ -153,7 +154,7 @@ fn regenerate_nuclio(app: &Arc<App>) {
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
         let s = &app.settings;
-        match crate::nuclio::generate_for(&app.instances(), &app.runtime, s, &s.nuclio_dir) {
+        match crate::cvat::nuclio::generate_for(&app.instances(), &app.runtime, s, &s.nuclio_dir) {
             Ok(r) if r.written.is_empty() && r.removed.is_empty() && r.unusable.is_empty() => {}
             Ok(r) => {
                 for (name, problem) in &r.unusable {

@@ -24,8 +24,8 @@ fn killed_writer_leaves_a_whole_file() {
         // Child: rewrite the file forever, alternating contents.
         let big = new_text();
         loop {
-            host::yaml_edit::write_atomic(std::path::Path::new(&path), &big).unwrap();
-            host::yaml_edit::write_atomic(std::path::Path::new(&path), OLD).unwrap();
+            host::config::yaml_edit::write_atomic(std::path::Path::new(&path), &big).unwrap();
+            host::config::yaml_edit::write_atomic(std::path::Path::new(&path), OLD).unwrap();
         }
     }
     let dir = std::env::temp_dir().join(format!("crash-write-{}", std::process::id()));

@@ -181,7 +181,7 @@ fn interactor_masks_follow_the_clicks_and_embeddings_are_cached_per_frame() {
             .iter()
             .map(|p| p.as_u64().unwrap() as u32)
             .collect();
-        let got = host::rle::decode(&pts, w, h).unwrap();
+        let got = host::cvat::rle::decode(&pts, w, h).unwrap();
         assert_eq!(
             got,
             expected_mask(w, h, &pos, &neg),

@@ -254,13 +254,14 @@ fn paths_and_names_cannot_escape() {
     assert_eq!(file.instances.len(), 1);
     // A hostile description cannot inject keys into the generated function.yaml.
     let spec = &file.instances[0];
-    let f = host::nuclio::Function {
+    let f = host::cvat::nuclio::Function {
         spec,
         kind: host::runtime::kind::Kind::Detector,
         labels: vec![],
         description: spec.description.clone().unwrap(),
     };
-    let yaml = host::nuclio::function_yaml(&f, &host::nuclio::Options::default()).unwrap();
+    let yaml =
+        host::cvat::nuclio::function_yaml(&f, &host::cvat::nuclio::Options::default()).unwrap();
     let v: serde_norway::Value = serde_norway::from_str(&yaml).unwrap();
     assert_eq!(v["metadata"]["name"].as_str(), Some("fine"));
     assert_eq!(

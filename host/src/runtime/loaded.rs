@@ -13,7 +13,7 @@ use super::kind::Kind;
 use super::store::StoreState;
 use super::{Runtime, EPOCH_TICK};
 use crate::config::InstanceSpec;
-use crate::labels::{AttributeSpec, LabelSpec, ModelInfo, ShapeType};
+use crate::cvat::labels::{AttributeSpec, LabelSpec, ModelInfo, ShapeType};
 use crate::nn::SessionOptions;
 use crate::nn::{NnCtx, NnLimits};
 

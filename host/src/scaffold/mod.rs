@@ -70,7 +70,7 @@ pub fn new_component(components_dir: &Path, kind: &str, name: &str) -> Result<Ve
         std::fs::write(&p, content).map_err(|e| format!("{}: {e}", p.display()))?;
         written.push(p.display().to_string());
     }
-    crate::yaml_edit::write_atomic(&workspace, &ws_new).map_err(|e| e.to_string())?;
+    crate::config::yaml_edit::write_atomic(&workspace, &ws_new).map_err(|e| e.to_string())?;
     written.push(format!("{} (added to members)", workspace.display()));
     Ok(written)
 }

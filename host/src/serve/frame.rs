@@ -11,8 +11,8 @@ use std::io::Cursor;
 use base64::Engine as _;
 use image::{ImageFormat, ImageReader, Limits};
 
-use crate::api_error::ApiError;
 use crate::runtime::loaded::Frame;
+use crate::serve::api_error::ApiError;
 
 /// Decode the base64 image in request field `field`.
 pub fn decode(field: &str, b64: &str, max_pixels: u64) -> Result<Frame, ApiError> {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::config::InstanceSpec;
-use crate::functions::annotations;
-use crate::labels::LabelSpec;
+use crate::cvat::functions::annotations;
+use crate::cvat::labels::LabelSpec;
 use crate::runtime::kind::Kind;
 
 /// The handler every generated function uses.
@@ -190,7 +190,7 @@ pub fn generate_for(
             continue;
         }
         let description =
-            crate::functions::description(&inst.spec, kind, listing.described_as.as_deref());
+            crate::cvat::functions::description(&inst.spec, kind, listing.described_as.as_deref());
         functions.push(Function {
             spec: &inst.spec,
             kind,

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::discovery::Discovery;
 use crate::config::{ModelsFile, Settings};
-use crate::discovery::Discovery;
 use crate::runtime::Runtime;
 
 /// Tracks what models.yaml and the components folder looked like at the last apply.

@@ -15,6 +15,13 @@
 //!
 //! One broken instance does not stop the others: it is kept with its error so that
 //! `status` can show it.
+//!
+//! [`yaml_edit`] inserts entries and writes the file atomically, [`watch`] polls it and
+//! `components/`, [`discovery`] registers new component folders.
+
+pub mod discovery;
+pub mod watch;
+pub mod yaml_edit;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

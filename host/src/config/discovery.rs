@@ -10,16 +10,16 @@
 //!   written from the model's `names` metadata, or as a template to fill in.
 //!
 //! The entry gets the next free port of `settings.port_range` and is inserted into
-//! models.yaml without touching anything else (see [`crate::yaml_edit`]).
+//! models.yaml without touching anything else (see [`crate::config::yaml_edit`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::config::yaml_edit::{insert_instance, write_atomic};
 use crate::config::{check_name, InstanceSpec, Mentions, Settings};
 use crate::runtime::kind::kind_of;
 use crate::runtime::loaded::{describe, Loaded};
 use crate::runtime::Runtime;
-use crate::yaml_edit::{insert_instance, write_atomic};
 
 /// The built-in implementation that model-only folders bind to.
 pub const GENERIC_DETECTOR: &str = "yolo";

@@ -1,5 +1,9 @@
 //! HTTP: one router per instance port (CVAT's direct invoke path `POST /`, plus `/infer`
-//! and `/health`), and the management router on the gateway port.
+//! and `/health`), and the management router on the gateway port. [`frame`] decodes the
+//! request's frames, [`api_error`] is every error's JSON.
+
+pub mod api_error;
+pub mod frame;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -12,90 +16,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::api_error::ApiError;
-use crate::config::{BrokenInstance, Settings};
-use crate::cvat::{
+use crate::app::App;
+use crate::config::Settings;
+use crate::cvat::payload::{
     interactor_json, interactor_legacy_json, tracked_shape_json, Detections, DetectorRequest,
     InteractorRequest, ReidRequest, ShapeFlavour, TrackItem, TrackerRequest,
 };
-use crate::instance::{Instance, State as InstanceState, Status};
+use crate::instance::{Instance, Status};
 use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::Kind;
 use crate::runtime::loaded::{Bbox, Frame, Point, Prompt, TrackedShape, WitShapeType};
-use crate::runtime::Runtime;
-
-/// Everything the handlers share. The instance list changes when models.yaml does.
-pub struct App {
-    pub runtime: Arc<Runtime>,
-    pub settings: Arc<Settings>,
-    instances: RwLock<Vec<Arc<Instance>>>,
-    broken: RwLock<Vec<BrokenInstance>>,
-    ready: std::sync::atomic::AtomicBool,
-}
-
-impl App {
-    /// An app with no instances yet.
-    pub fn new(runtime: Arc<Runtime>, settings: Arc<Settings>) -> Self {
-        Self {
-            runtime,
-            settings,
-            instances: RwLock::new(vec![]),
-            broken: RwLock::new(vec![]),
-            ready: Default::default(),
-        }
-    }
-
-    /// Whether the first reconciliation has run.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Mark the first reconciliation done.
-    pub fn set_ready(&self) {
-        self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The current instances.
-    pub fn instances(&self) -> Vec<Arc<Instance>> {
-        self.instances
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Replace the instance list (the reconciler's job).
-    pub fn set_instances(&self, instances: Vec<Arc<Instance>>, broken: Vec<BrokenInstance>) {
-        *self.instances.write().unwrap_or_else(|p| p.into_inner()) = instances;
-        *self.broken.write().unwrap_or_else(|p| p.into_inner()) = broken;
-    }
-
-    /// Status of every instance, configured-but-broken ones included.
-    pub fn statuses(&self) -> Vec<Status> {
-        let mut all: Vec<Status> = self.instances().iter().map(|i| i.status()).collect();
-        let broken = self
-            .broken
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        all.extend(broken.iter().map(|b| Status {
-            name: b.name.clone(),
-            kind: None,
-            port: b.port,
-            state: InstanceState::Error,
-            error: Some(b.error.clone()),
-            requests: 0,
-            failures: 0,
-            last_used: None,
-            last_load_ms: None,
-            compile_cached: None,
-            wasm_memory_bytes: 0,
-            labels: None,
-            backend: String::new(),
-            device: String::new(),
-        }));
-        all
-    }
-}
+use crate::serve::api_error::ApiError;
 
 /// The instance a port serves now; swapped when its config changes, so requests in
 /// flight finish on the instance they started on.
@@ -122,7 +53,7 @@ pub fn instance_router(app: Arc<App>, instance: PortSlot) -> Router {
 pub fn management_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/status", get(status))
-        .merge(crate::gateway::router())
+        .merge(crate::cvat::gateway::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -301,7 +232,7 @@ async fn detect(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Res
     if let Some(r) = reduced {
         r.map_back(&mut detections);
     }
-    crate::contour::add_polygons(&mut detections, app.settings.max_points);
+    crate::cvat::contour::add_polygons(&mut detections, app.settings.max_points);
     Ok(Json(Detections(&detections)).into_response())
 }
 
@@ -348,18 +279,18 @@ async fn decode_frame(
     Ok(decode_frame_for(app, inst, field, b64, None).await?.0)
 }
 
-/// [`decode_frame`] for a model that fits frames into `fit` (see [`crate::frame::decode_fitted`]).
+/// [`decode_frame`] for a model that fits frames into `fit` (see [`crate::serve::frame::decode_fitted`]).
 async fn decode_frame_for(
     app: &Arc<App>,
     inst: &Arc<Instance>,
     field: &'static str,
     b64: String,
     fit: Option<(u32, u32)>,
-) -> Result<(Frame, Option<crate::frame::Reduced>), ApiError> {
+) -> Result<(Frame, Option<crate::serve::frame::Reduced>), ApiError> {
     let max_pixels = app.settings.max_image_pixels;
     let started = std::time::Instant::now();
     let frame = tokio::task::spawn_blocking(move || {
-        crate::frame::decode_fitted(field, &b64, max_pixels, fit)
+        crate::serve::frame::decode_fitted(field, &b64, max_pixels, fit)
     })
     .await
     .map_err(|e| {

@@ -13,10 +13,11 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 
-use crate::api_error::ApiError;
-use crate::functions::function_object;
+use crate::app::App;
+use crate::cvat::functions::function_object;
 use crate::instance::{Instance, State as InstanceState};
-use crate::server::{invoke, read_body, App};
+use crate::serve::api_error::ApiError;
+use crate::serve::{invoke, read_body};
 
 /// Routes mounted on the management port.
 pub fn router() -> Router<Arc<App>> {

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::InstanceSpec;
-use crate::labels::{LabelSpec, ModelInfo, ShapeType};
+use crate::cvat::labels::{LabelSpec, ModelInfo, ShapeType};
 use crate::runtime::kind::Kind;
 
 /// What an instance is listed with: by the gateway, in generated Nuclio functions and in

@@ -5,8 +5,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::api_error::ApiError;
 use crate::runtime::loaded::{shape_name, Detection};
+use crate::serve::api_error::ApiError;
 
 /// A detector request: `{"image": "<base64>", "threshold": 0.5}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,7 +367,7 @@ pub fn interactor_json(proposals: &[crate::runtime::loaded::Proposal]) -> Value 
             let m = &p.mask;
             json!({
                 "type": "mask",
-                "points": crate::rle::points(&m.bitmap, m.x1, m.y1, m.x2, m.y2),
+                "points": crate::cvat::rle::points(&m.bitmap, m.x1, m.y1, m.x2, m.y2),
                 "attributes": [{"spec_id": 0, "value": confidence(p.confidence)}],
             })
         })
