@@ -322,9 +322,16 @@ impl Instance {
         if let Err(e) = &info {
             tracing::warn!(instance = %self.spec.name, "describe failed: {e}");
         }
-        let l = listing(&self.spec, Some(kind), &info);
-        *lock(&self.info) = Some((now, info));
-        l
+        let mut cached = lock(&self.info);
+        // A load may have finished meanwhile: what `init` said about the same files wins.
+        match cached.as_ref() {
+            Some((stamps, fresher)) if *stamps == now => listing(&self.spec, Some(kind), fresher),
+            _ => {
+                let l = listing(&self.spec, Some(kind), &info);
+                *cached = Some((now, info));
+                l
+            }
+        }
     }
 
     /// The listing as last computed, if any (never describes).
