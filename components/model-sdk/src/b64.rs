@@ -1,4 +1,4 @@
-//! Standard base64 (padded), for the template in the tracker state.
+//! Standard base64 (padded), for binary data in tracker states (which travel as JSON text).
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -2,10 +2,11 @@
 //!
 //! Everything here is plain Rust that a component links in: [`nn`] wraps the `wasi:nn`
 //! imports (plus the host's `cvat:model/graphs` signature query), [`image`] turns a decoded
-//! RGB frame into a model input tensor, [`boxes`] holds box geometry and NMS, and [`config`]
-//! reads the instance's `config` map.
+//! RGB frame into a model input tensor, [`boxes`] holds box geometry and NMS, [`config`]
+//! reads the instance's `config` map, and [`b64`] encodes bytes for tracker states.
 
 pub mod anchors;
+pub mod b64;
 pub mod boxes;
 pub mod config;
 pub mod image;

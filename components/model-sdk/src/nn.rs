@@ -13,6 +13,13 @@ pub struct Model {
     pub signature: GraphSignature,
 }
 
+/// Input tensor data.
+pub enum Data {
+    F32(Vec<f32>),
+    /// Bytes, for graphs with uint8 inputs (quantised TFLite conversions).
+    U8(Vec<u8>),
+}
+
 /// One output tensor, converted to f32.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -54,11 +61,27 @@ impl Model {
         &self,
         inputs: Vec<(String, Vec<u32>, Vec<f32>)>,
     ) -> Result<Vec<Output>, String> {
+        let inputs = inputs
+            .into_iter()
+            .map(|(name, dims, data)| (name, dims, Data::F32(data)))
+            .collect();
+        self.run(inputs)
+    }
+
+    /// Run the graph on inputs `(name, dims, data)` of the element types the graph declares;
+    /// returns every output as f32 (u8 outputs are widened).
+    pub fn run(&self, inputs: Vec<(String, Vec<u32>, Data)>) -> Result<Vec<Output>, String> {
         let tensors = inputs
             .into_iter()
             .map(|(name, dims, data)| {
-                let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (name, Tensor::new(&dims, TensorType::Fp32, &bytes))
+                let t = match data {
+                    Data::F32(v) => {
+                        let bytes: Vec<u8> = v.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        Tensor::new(&dims, TensorType::Fp32, &bytes)
+                    }
+                    Data::U8(bytes) => Tensor::new(&dims, TensorType::U8, &bytes),
+                };
+                (name, t)
             })
             .collect();
         let outputs = self
@@ -75,7 +98,10 @@ impl Model {
                         .chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                         .collect(),
-                    other => return Err(format!("output `{name}` is {other:?}, expected FP32")),
+                    TensorType::U8 => raw.iter().map(|&b| b as f32).collect(),
+                    other => {
+                        return Err(format!("output `{name}` is {other:?}, expected FP32 or U8"))
+                    }
                 };
                 Ok(Output { name, dims, data })
             })
@@ -117,6 +143,8 @@ pub fn image_input(
         layout,
         norm,
         pad,
+        channels: Default::default(),
+        place: Default::default(),
     })
 }
 

@@ -9,11 +9,11 @@
 //! (relative step, default 0.03), `lost_below` (NCC under which the object counts as
 //! lost, default 0.2), `learning_rate` (template update, default 0.1).
 
-mod b64;
 mod ncc;
 
 use std::cell::RefCell;
 
+use model_sdk::b64;
 use model_sdk::config::Config;
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 
 use model_sdk::config::Config;
+use model_sdk::image::resample;
 use model_sdk::nn::Model;
 
 model_sdk::world!("reid-model");
@@ -34,29 +35,30 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-/// Crop `b` (clamped to the frame) and stretch it to `w` x `h`, NCHW.
+/// Crop `b` (rounded to whole pixels, clamped to the frame) and stretch it to `w` x `h`
+/// with PIL's antialiased bilinear filter (how torchreid resizes), NCHW, normalised.
 fn crop_resize(f: &Frame, b: &Bbox, w: u32, h: u32, norm: Norm) -> Vec<f32> {
-    let (fw, fh) = (f.width as f32, f.height as f32);
-    let x1 = b.x1.clamp(0.0, fw - 1.0);
-    let y1 = b.y1.clamp(0.0, fh - 1.0);
-    let x2 = b.x2.clamp(x1 + 1.0, fw);
-    let y2 = b.y2.clamp(y1 + 1.0, fh);
+    let (fw, fh) = (f.width, f.height);
+    let x1 = (b.x1.round().max(0.0) as u32).min(fw - 1);
+    let y1 = (b.y1.round().max(0.0) as u32).min(fh - 1);
+    let x2 = (b.x2.round().max(0.0) as u32).clamp(x1 + 1, fw);
+    let y2 = (b.y2.round().max(0.0) as u32).clamp(y1 + 1, fh);
+    let (cw, ch) = (x2 - x1, y2 - y1);
+    let mut crop = Vec::with_capacity((cw * ch * 3) as usize);
+    for y in y1..y2 {
+        let row = (y * fw + x1) as usize * 3;
+        crop.extend_from_slice(&f.rgb[row..row + cw as usize * 3]);
+    }
+    let hwc = resample(&crop, cw, ch, w, h);
     let plane = (w * h) as usize;
     let mut out = vec![0f32; plane * 3];
-    for y in 0..h {
-        let sy = (y1 + (y as f32 + 0.5) * (y2 - y1) / h as f32).min(fh - 1.0) as usize;
-        for x in 0..w {
-            let sx = (x1 + (x as f32 + 0.5) * (x2 - x1) / w as f32).min(fw - 1.0) as usize;
-            for c in 0..3 {
-                let v = f.rgb[(sy * f.width as usize + sx) * 3 + c] as f32;
-                out[c * plane + (y * w + x) as usize] = match norm {
-                    Norm::Unit => v / 255.0,
-                    Norm::Raw => v,
-                    Norm::Imagenet => {
-                        (v - [123.675, 116.28, 103.53][c]) / [58.395, 57.12, 57.375][c]
-                    }
-                };
-            }
+    for (i, px) in hwc.chunks_exact(3).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            out[c * plane + i] = match norm {
+                Norm::Unit => v / 255.0,
+                Norm::Raw => v,
+                Norm::Imagenet => (v - [123.675, 116.28, 103.53][c]) / [58.395, 57.12, 57.375][c],
+            };
         }
     }
     out
