@@ -117,7 +117,8 @@ pub struct InstanceSpec {
     pub config: Vec<(String, String)>,
     /// Graph name (config key) → model file, for keys whose value names an `.onnx` file.
     pub graphs: HashMap<String, PathBuf>,
-    pub classes: Vec<String>,
+    /// The instance's classes: `(id, name)`, the id being the model's class index.
+    pub classes: Vec<(u32, String)>,
     pub idle_timeout: Duration,
     /// Requests that may wait for this instance before it answers 503.
     pub max_queue: usize,
@@ -329,9 +330,13 @@ pub fn confined(root: &Path, rel: &Path) -> Result<PathBuf, String> {
         .canonicalize()
         .map_err(|e| format!("models root {}: {e}", root.display()))?;
     let joined = root.join(rel);
-    let real = joined
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", rel.display()))?;
+    let real = joined.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{}: no such file (models/README.md says where each model comes from)",
+            rel.display()
+        ),
+        _ => format!("{}: {e}", rel.display()),
+    })?;
     if !real.starts_with(&root) {
         return Err(format!(
             "{} lies outside the models root {}",
@@ -342,15 +347,34 @@ pub fn confined(root: &Path, rel: &Path) -> Result<PathBuf, String> {
     Ok(real)
 }
 
-fn read_classes(path: &Path) -> Option<Vec<String>> {
+/// A classes.txt: one name per line (ids count from 0), or, as TensorFlow and Coral label
+/// files have it, `<id> <name>` on every line (ids may skip numbers). Empty lines and `#`
+/// comments are ignored.
+fn read_classes(path: &Path) -> Option<Vec<(u32, String)>> {
     let text = std::fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from)
-            .collect(),
-    )
+    Some(parse_classes(&text))
+}
+
+fn parse_classes(text: &str) -> Vec<(u32, String)> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let numbered: Option<Vec<(u32, String)>> = lines
+        .iter()
+        .map(|l| {
+            let (id, name) = l.split_once(char::is_whitespace)?;
+            Some((id.parse().ok()?, name.trim().to_string()))
+        })
+        .collect();
+    numbered.unwrap_or_else(|| {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u32, n.to_string()))
+            .collect()
+    })
 }
 
 impl ModelsFile {
@@ -567,7 +591,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         None => settings.idle_timeout,
     };
     let classes = match raw.classes {
-        Some(c) => c,
+        Some(c) => c.into_iter().enumerate().map(|(i, n)| (i as u32, n)).collect(),
         None => graphs
             .values()
             .filter_map(|p| p.parent().map(|d| d.join("classes.txt")))
@@ -613,6 +637,24 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn classes_files_with_and_without_ids() {
+        use super::parse_classes;
+        assert_eq!(
+            parse_classes("person\n# comment\n\ntraffic light\n"),
+            vec![(0, "person".to_string()), (1, "traffic light".to_string())]
+        );
+        assert_eq!(
+            parse_classes("0  person\n12  stop sign\n"),
+            vec![(0, "person".to_string()), (12, "stop sign".to_string())]
+        );
+        // One line without an id: names throughout, numbers included.
+        assert_eq!(
+            parse_classes("10 speed bike\nunicycle\n")[0],
+            (0, "10 speed bike".to_string())
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -135,9 +135,8 @@ pub fn labels_json(labels: &[LabelSpec]) -> String {
 pub fn labels_from_classes(spec: &InstanceSpec) -> Vec<LabelSpec> {
     spec.classes
         .iter()
-        .enumerate()
-        .map(|(i, n)| LabelSpec {
-            id: i as u32,
+        .map(|(id, n)| LabelSpec {
+            id: *id,
             name: n.clone(),
             shape: ShapeType::Any,
             attributes: vec![],

@@ -420,9 +420,8 @@ fn instance_config(spec: &InstanceSpec) -> wit::InstanceConfig {
         labels: spec
             .classes
             .iter()
-            .enumerate()
-            .map(|(i, name)| wit::Label {
-                id: i as u32,
+            .map(|(id, name)| wit::Label {
+                id: *id,
                 name: name.clone(),
                 shape: wit::ShapeType::Any,
                 attributes: vec![],
