@@ -1,6 +1,7 @@
 //! Decoding Ultralytics output tensors into scored boxes (in model-input pixels).
 
 use model_sdk::boxes::Scored;
+use model_sdk::image::{Channels, Normalize, Place};
 
 /// The output layout of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,16 +11,38 @@ pub enum Format {
     V8 { classes: usize, extra: usize },
     /// `[1, N, 5 + nc]`: YOLOv5.
     V5 { classes: usize },
+    /// `[1, N, 5 + nc]` with one candidate per cell of the stride 8, 16 and 32 grids over
+    /// the `width` x `height` input, box offsets still in grid units: YOLOX (Megvii's ONNX
+    /// export). Its inputs are BGR bytes, letterboxed into the top-left corner.
+    Yolox {
+        classes: usize,
+        width: u32,
+        height: u32,
+    },
+}
+
+/// YOLOX's strides.
+const YOLOX_STRIDES: [u32; 3] = [8, 16, 32];
+
+/// Grid cells over a `width` x `height` input at YOLOX's strides.
+fn yolox_cells(width: u32, height: u32) -> usize {
+    YOLOX_STRIDES
+        .iter()
+        .map(|s| ((width / s) * (height / s)) as usize)
+        .sum()
 }
 
 impl Format {
-    /// Choose the format from config (`auto`, `v8`, `v5`) and the output dims. With `auto`,
-    /// a known class count decides; otherwise the smaller axis holds the channels.
+    /// Choose the format from config (`auto`, `v8`, `v5`, `yolox`), the output dims and
+    /// the input size. With `auto`, `[1, N, 5 + nc]` is YOLOX when N is one candidate per
+    /// grid cell (YOLOv5 has three anchors per cell); otherwise a known class count
+    /// decides, else the smaller axis holds the channels.
     pub fn detect(
         choice: &str,
         dims: &[i64],
         known_classes: usize,
         extra: usize,
+        input: (u32, u32),
     ) -> Result<Format, String> {
         if dims.len() != 3 || dims[1] <= 0 || dims[2] <= 0 {
             return Err(format!(
@@ -43,11 +66,19 @@ impl Format {
             extra: 0,
         });
         let v5 = (b > 5).then(|| Format::V5 { classes: b - 5 });
+        let yolox = (b > 5).then(|| Format::Yolox {
+            classes: b - 5,
+            width: input.0,
+            height: input.1,
+        });
         let pick = match choice {
             "v8" => v8,
             "v5" => v5,
+            "yolox" => yolox.filter(|_| a == yolox_cells(input.0, input.1)),
             "auto" => {
-                if known_classes > 0 && a == 4 + known_classes {
+                if b > 5 && a == yolox_cells(input.0, input.1) {
+                    yolox
+                } else if known_classes > 0 && a == 4 + known_classes {
                     v8
                 } else if known_classes > 0 && b == 5 + known_classes {
                     v5
@@ -61,7 +92,7 @@ impl Format {
             }
             other => {
                 return Err(format!(
-                    "config key `format`: expected auto, v8 or v5, got `{other}`"
+                    "config key `format`: expected auto, v8, v5 or yolox, got `{other}`"
                 ))
             }
         };
@@ -71,7 +102,9 @@ impl Format {
     /// Number of classes.
     pub fn classes(&self) -> usize {
         match *self {
-            Format::V8 { classes, .. } | Format::V5 { classes } => classes,
+            Format::V8 { classes, .. } | Format::V5 { classes } | Format::Yolox { classes, .. } => {
+                classes
+            }
         }
     }
 
@@ -84,7 +117,16 @@ impl Format {
                     .map(|k| data[(4 + classes + k) * n + i])
                     .collect()
             }
-            Format::V5 { .. } => vec![],
+            Format::V5 { .. } | Format::Yolox { .. } => vec![],
+        }
+    }
+
+    /// How the export wants its input: YOLOX reads BGR bytes letterboxed top-left;
+    /// Ultralytics exports RGB in [0, 1], centred.
+    pub fn input_style(&self) -> (Channels, Normalize, Place) {
+        match self {
+            Format::Yolox { .. } => (Channels::Bgr, Normalize::RAW, Place::TopLeft),
+            _ => (Channels::Rgb, Normalize::UNIT, Place::Centre),
         }
     }
 
@@ -93,6 +135,7 @@ impl Format {
         match self {
             Format::V8 { .. } => "YOLOv8-style",
             Format::V5 { .. } => "YOLOv5-style",
+            Format::Yolox { .. } => "YOLOX",
         }
     }
 
@@ -147,6 +190,37 @@ impl Format {
                     let score = row[4] * cls;
                     if score >= threshold {
                         out.push((xywh(row[0], row[1], row[2], row[3], score, class), i));
+                    }
+                }
+            }
+            Format::Yolox {
+                classes,
+                width,
+                height,
+            } => {
+                let stride = 5 + classes;
+                if dims[2] as usize != stride || dims[1] as usize != yolox_cells(width, height) {
+                    return Err(format!("output dims {dims:?} changed since init"));
+                }
+                let cells = YOLOX_STRIDES.iter().flat_map(|&s| {
+                    let (gw, gh) = (width / s, height / s);
+                    (0..gh)
+                        .flat_map(move |gy| (0..gw).map(move |gx| (gx as f32, gy as f32, s as f32)))
+                });
+                for (i, (row, (gx, gy, s))) in data.chunks_exact(stride).zip(cells).enumerate() {
+                    if row[4] < threshold {
+                        continue; // score = objectness x class score <= objectness
+                    }
+                    let (class, cls) = row[5..]
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .fold((0, f32::MIN), |best, x| if x.1 > best.1 { x } else { best });
+                    let score = row[4] * cls;
+                    if score >= threshold {
+                        let (cx, cy) = ((row[0] + gx) * s, (row[1] + gy) * s);
+                        let (w, h) = (row[2].exp() * s, row[3].exp() * s);
+                        out.push((xywh(cx, cy, w, h, score, class), i));
                     }
                 }
             }
@@ -280,7 +354,9 @@ mod tests {
 
     #[test]
     fn format_detection() {
-        let d = |dims: &[i64], known, extra| Format::detect("auto", dims, known, extra).unwrap();
+        let d = |dims: &[i64], known, extra| {
+            Format::detect("auto", dims, known, extra, (640, 640)).unwrap()
+        };
         assert_eq!(
             d(&[1, 84, 8400], 0, 0),
             Format::V8 {
@@ -314,5 +390,40 @@ mod tests {
             }
         );
         assert_eq!(super::kpt_shape("[17, 3]"), Some((17, 3)));
+        // YOLOX at 416: one candidate per cell of the 52, 26 and 13 grids; YOLOv5 has three.
+        let yolox = Format::Yolox {
+            classes: 80,
+            width: 416,
+            height: 416,
+        };
+        let at416 = |dims: &[i64], choice| Format::detect(choice, dims, 0, 0, (416, 416));
+        assert_eq!(at416(&[1, 3549, 85], "auto"), Ok(yolox));
+        assert_eq!(
+            at416(&[1, 10647, 85], "auto"),
+            Ok(Format::V5 { classes: 80 })
+        );
+        assert_eq!(at416(&[1, 3549, 85], "yolox"), Ok(yolox));
+        assert!(at416(&[1, 10647, 85], "yolox").is_err());
+    }
+
+    #[test]
+    fn yolox_decodes_grid_offsets() {
+        // An 32x32 input: 16 + 4 + 1 = 21 cells, 1 class. Cell 5 is (1, 1) on the stride-8
+        // grid; cell 20 the only stride-32 cell.
+        let f = Format::Yolox {
+            classes: 1,
+            width: 32,
+            height: 32,
+        };
+        let mut data = vec![0f32; 21 * 6];
+        data[5 * 6..6 * 6].copy_from_slice(&[0.5, 0.25, 0.0, (2f32).ln(), 0.9, 0.5]);
+        data[20 * 6..21 * 6].copy_from_slice(&[0.0, 0.0, 0.0, 0.0, 0.2, 1.0]);
+        let got = f.decode(&data, &[1, 21, 6], 0.3).unwrap();
+        assert_eq!(got.len(), 1, "the stride-32 cell scores 0.2");
+        let (b, i) = &got[0];
+        assert_eq!(*i, 5);
+        // centre ((0.5 + 1) * 8, (0.25 + 1) * 8) = (12, 10); size (8, 16).
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (8.0, 2.0, 16.0, 18.0));
+        assert!((b.score - 0.45).abs() < 1e-6);
     }
 }

@@ -12,19 +12,24 @@
 //! shapes. Letterbox (pad 114) to the graph's input size, normalise to [0, 1], infer,
 //! decode, class-wise NMS, map back to original pixels and clip.
 //!
+//! YOLOX exports (Megvii's ONNX, `[1, N, 5 + nc]` with one candidate per grid cell at
+//! strides 8, 16 and 32, boxes in grid units) are detected by that shape: BGR bytes,
+//! letterboxed top-left, decoded on the grids.
+//!
 //! Config keys: `weights` (graph, required), `threshold` (default 0.5), `iou_threshold`
-//! (0.45), `max_detections` (300), `format` (`auto` | `v8` | `v5`), `task`, `input_size`
-//! (for dynamic graph inputs, default 640), `keypoints` (JSON list of keypoint names).
+//! (0.45), `max_detections` (300), `format` (`auto` | `v8` | `v5` | `yolox`), `task`,
+//! `input_size` (for dynamic graph inputs, default 640), `keypoints` (JSON list of keypoint
+//! names).
 
 mod decode;
 mod skeleton;
 
 use std::cell::RefCell;
 
+use model_sdk::bindings::cvat::model::graphs::{self, GraphSignature};
 use model_sdk::boxes::nms;
 use model_sdk::config::Config;
 use model_sdk::image::{letterbox, InputSpec, Letterbox, Normalize};
-use model_sdk::bindings::cvat::model::graphs::{self, GraphSignature};
 use model_sdk::nn::{image_input, Model, Output};
 
 model_sdk::world!("detector-model");
@@ -190,15 +195,20 @@ struct Plan {
 impl Plan {
     /// `configured`: the instance's classes (models.yaml or classes.txt), else the export's
     /// `names` metadata, else `class_<i>` for each class the output has.
-    fn new(cfg: &Config, configured: Vec<String>, signature: &GraphSignature) -> Result<Plan, String> {
-        let input_info = signature
-            .inputs
-            .first()
-            .ok_or("the graph has no inputs")?;
+    fn new(
+        cfg: &Config,
+        configured: Vec<String>,
+        signature: &GraphSignature,
+    ) -> Result<Plan, String> {
+        let input_info = signature.inputs.first().ok_or("the graph has no inputs")?;
         let default_size = cfg.usize_or("input_size", 640)? as u32;
-        let input = image_input(input_info, default_size, Normalize::UNIT, 114)?;
+        let mut input = image_input(input_info, default_size, Normalize::UNIT, 114)?;
         let task = task_of(cfg, signature)?;
-        let dims = &signature.outputs.first().ok_or("the graph has no outputs")?.dims;
+        let dims = &signature
+            .outputs
+            .first()
+            .ok_or("the graph has no outputs")?
+            .dims;
         let mut labels = configured;
         if labels.is_empty() {
             labels = decode::ultralytics_names(&signature.metadata);
@@ -211,7 +221,14 @@ impl Plan {
                     Task::Pose { k, d, .. } => k * d,
                     _ => 0,
                 };
-                let f = Format::detect(cfg.str_or("format", "auto"), dims, labels.len(), extra)?;
+                let f = Format::detect(
+                    cfg.str_or("format", "auto"),
+                    dims,
+                    labels.len(),
+                    extra,
+                    (input.width, input.height),
+                )?;
+                (input.channels, input.norm, input.place) = f.input_style();
                 (Some(f), f.classes())
             }
         };
