@@ -1,34 +1,28 @@
 //! MediaPipe's selfie segmentation and BlazePose on the astronaut photo (real pretrained
-//! models). They need TensorFlow to convert (scripts/mediapipe-models.sh, an optional setup
-//! step that CI runs); without the converted files these tests say so and check nothing,
-//! unless REQUIRE_MEDIAPIPE=1 makes their absence a failure.
+//! models). They need TensorFlow to convert (scripts/tf-models.sh, an optional setup step
+//! that CI runs); without the converted files these tests say so and check nothing, unless
+//! REQUIRE_TF_MODELS=1 makes their absence a failure.
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 
-fn models_present() -> bool {
-    let present = [
-        "selfie_segmentation",
-        "pose_detection",
-        "pose_landmark_full",
-    ]
-    .iter()
-    .all(|m| repo().join(format!("models/{m}.onnx")).is_file());
-    if !present {
-        assert!(
-            std::env::var("REQUIRE_MEDIAPIPE").is_err(),
-            "REQUIRE_MEDIAPIPE is set but scripts/mediapipe-models.sh did not produce the models"
-        );
-        eprintln!("SKIPPED: MediaPipe ONNX models missing (run scripts/mediapipe-models.sh)");
-    }
-    present
+fn mediapipe_present() -> bool {
+    models_present(
+        &[
+            "models/selfie_segmentation.onnx",
+            "models/pose_detection.onnx",
+            "models/pose_landmark_full.onnx",
+        ],
+        "run scripts/tf-models.sh",
+        "REQUIRE_TF_MODELS",
+    )
 }
 
 #[test]
 fn selfie_segmentation_masks_the_astronaut_and_blazepose_finds_her_pose() {
-    if !models_present() {
+    if !mediapipe_present() {
         return;
     }
     let (seg, pose) = (free_port(), free_port());

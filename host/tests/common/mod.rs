@@ -32,6 +32,27 @@ pub fn need(rel: &str) -> PathBuf {
     p
 }
 
+/// Whether the model files `files` (paths under the repository) are there. When they are
+/// not, the test says so on stderr and checks nothing, unless the environment variable
+/// `require` is set (CI sets it), which makes their absence a failure. `how` says how to
+/// get them.
+pub fn models_present(files: &[&str], how: &str, require: &str) -> bool {
+    let missing: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|f| !repo().join(f).is_file())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{require} is set but {missing:?} are missing ({how})"
+    );
+    eprintln!("SKIPPED: {missing:?} missing ({how})");
+    false
+}
+
 /// A free loopback port for a host to bind. Ports come from 20000-29999, below the
 /// kernel's ephemeral range (32768+), so a client connection of a parallel test cannot take
 /// one between this check and the host's bind; each test process starts at its own offset.
@@ -73,6 +94,8 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
         ("reid", "components/reid"),
         ("selfie", "components/selfie"),
         ("blazepose", "components/blazepose"),
+        ("ssd", "components/ssd"),
+        ("nanotrack", "components/nanotrack"),
     ] {
         // Only the components the instances use: discovery would register any other.
         if instances.iter().any(|i| i.implementation == name) {
