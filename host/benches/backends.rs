@@ -45,6 +45,7 @@ fn options(backend: Backend, threads: usize) -> SessionOptions {
         intra_threads: threads,
         backend,
         device: Device::Cpu,
+        precision: Default::default(),
     }
 }
 

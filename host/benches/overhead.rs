@@ -57,6 +57,7 @@ fn raw_ort(path: &Path, threads: usize) -> f64 {
         intra_threads: threads,
         backend: host::nn::Backend::OnnxRuntime,
         device: host::nn::Device::Cpu,
+        precision: Default::default(),
     };
     let report = host::probe::probe(path, options, &Default::default(), 300, |_| {}).unwrap();
     report.quantile(0.5)

@@ -75,6 +75,7 @@ impl App {
             labels: None,
             backend: String::new(),
             device: String::new(),
+            precision: String::new(),
         }));
         all
     }

@@ -66,6 +66,8 @@ pub struct Status {
     pub backend: String,
     /// Where inference runs.
     pub device: String,
+    /// The arithmetic precision asked for (`model`: the model's own).
+    pub precision: String,
 }
 
 struct Tracking {
@@ -122,6 +124,7 @@ impl Instance {
             labels: None,
             backend: spec.backend.to_string(),
             device: spec.device.to_string(),
+            precision: spec.precision.to_string(),
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));
         Self {

@@ -74,6 +74,9 @@ enum Command {
         /// Intra-op threads (default: every core).
         #[arg(long)]
         threads: Option<usize>,
+        /// model (the model's own, default) | bf16 | f16 (OpenVINO only)
+        #[arg(long, default_value = "model")]
+        precision: String,
         /// Timed runs after the first.
         #[arg(long, default_value_t = 100)]
         runs: usize,
@@ -124,8 +127,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             backend,
             device,
             threads,
+            precision,
             runs,
-        } => probe(&cli.root, &model, &backend, &device, threads, runs),
+        } => {
+            let options = host::nn::SessionOptions {
+                intra_threads: threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
+                backend: host::nn::Backend::parse(&backend).map_err(anyhow::Error::msg)?,
+                device: host::nn::Device::parse(&device).map_err(anyhow::Error::msg)?,
+                precision: host::nn::Precision::parse(&precision).map_err(anyhow::Error::msg)?,
+            };
+            probe(&cli.root, &model, options, runs)
+        }
         Command::New { kind, name } => {
             let files = host::scaffold::new_component(&cli.root.join("components"), &kind, &name)
                 .map_err(anyhow::Error::msg)?;
@@ -350,20 +366,9 @@ fn logs(root: &Path, follow: bool, instance: Option<&str>) -> anyhow::Result<()>
 fn probe(
     root: &Path,
     model: &Path,
-    backend: &str,
-    device: &str,
-    threads: Option<usize>,
+    options: host::nn::SessionOptions,
     runs: usize,
 ) -> anyhow::Result<()> {
-    let options = host::nn::SessionOptions {
-        intra_threads: threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
-        backend: host::nn::Backend::parse(backend).map_err(anyhow::Error::msg)?,
-        device: host::nn::Device::parse(device).map_err(anyhow::Error::msg)?,
-    };
     let ort = host::up::init_onnxruntime(root, "host-probe")?;
     println!(
         "{} on {} {} ({} threads), ONNX Runtime {}",
@@ -377,14 +382,15 @@ fn probe(
         println!("{line}")
     })?;
     println!(
-        "load {:.1} ms, first run {:.2} ms, {} runs: p50 {:.3} ms, p99 {:.3} ms, min {:.3} ms, output sum {:.6e}",
+        "load {:.1} ms, first run {:.2} ms, {} runs: p50 {:.3} ms, p99 {:.3} ms, min {:.3} ms, output sum {:.6e}, computed at {}",
         r.load_ms,
         r.first_run_ms,
         r.runs_ms.len(),
         r.quantile(0.5),
         r.quantile(0.99),
         r.runs_ms[0],
-        r.output_sum
+        r.output_sum,
+        r.precision
     );
     Ok(())
 }
@@ -487,9 +493,15 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             s("state"),
             number("labels"),
             mib(i["wasm_memory_bytes"].as_u64().unwrap_or(0)),
-            match i["backend"].as_str() {
-                Some("openvino") => format!("openvino:{}", s("device")),
-                _ => s("device"),
+            {
+                let mut d = match i["backend"].as_str() {
+                    Some("openvino") => format!("openvino:{}", s("device")),
+                    _ => s("device"),
+                };
+                if let Some(p) = i["precision"].as_str().filter(|p| *p != "model") {
+                    d.push_str(&format!(":{p}"));
+                }
+                d
             },
             i["requests"].as_u64().unwrap_or(0),
             last,

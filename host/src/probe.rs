@@ -19,6 +19,10 @@ pub struct Report {
     pub runs_ms: Vec<f64>,
     /// Sum of every f32 output element of the last run, to compare backends and devices.
     pub output_sum: f64,
+    /// The precision the backend computes in, as it reports it ([`Graph::precision`]).
+    pub precision: String,
+    /// Every output of the last run, for comparing backends element by element.
+    pub outputs: Vec<(String, HostTensor)>,
 }
 
 impl Report {
@@ -90,6 +94,8 @@ pub fn probe(
         first_run_ms,
         runs_ms,
         output_sum,
+        precision: g.precision(),
+        outputs: out,
     })
 }
 

@@ -35,6 +35,7 @@ fn signatures_read_from_files_match_onnx_runtime_sessions() {
         intra_threads: 1,
         backend: Backend::OnnxRuntime,
         device: Device::Cpu,
+        precision: Default::default(),
     };
     for path in files {
         let session = graph::load(&path, options, &Default::default()).unwrap();

@@ -149,6 +149,7 @@ fn temp_spec(
         ort_threads: Some(1),
         backend: Default::default(),
         device: Default::default(),
+        precision: Default::default(),
         display_name: name.to_string(),
         description: None,
     }

@@ -128,6 +128,9 @@ pub struct InstanceSpec {
     pub backend: crate::nn::Backend,
     /// Where inference runs (`device:` on the instance, or in its `config`).
     pub device: crate::nn::Device,
+    /// Arithmetic precision (`precision:` on the instance, or in its `config`; default the
+    /// model's own).
+    pub precision: crate::nn::Precision,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -209,6 +212,8 @@ struct RawInstance {
     backend: Option<String>,
     #[serde(default)]
     device: Option<String>,
+    #[serde(default)]
+    precision: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -591,7 +596,11 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         None => settings.idle_timeout,
     };
     let classes = match raw.classes {
-        Some(c) => c.into_iter().enumerate().map(|(i, n)| (i as u32, n)).collect(),
+        Some(c) => c
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (i as u32, n))
+            .collect(),
         None => graphs
             .values()
             .filter_map(|p| p.parent().map(|d| d.join("classes.txt")))
@@ -617,6 +626,11 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         None => settings.backend,
     };
     backend.check_device(device)?;
+    let precision = match raw.precision.clone().or_else(|| from_config("precision")) {
+        Some(t) => crate::nn::Precision::parse(&t).map_err(|e| format!("precision: {e}"))?,
+        None => crate::nn::Precision::Model,
+    };
+    precision.check_backend(backend)?;
     Ok(InstanceSpec {
         name: name.to_string(),
         display_name: raw.name.unwrap_or_else(|| name.to_string()),
@@ -630,6 +644,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         idle_timeout,
         backend,
         device,
+        precision,
         max_queue: raw.max_queue.unwrap_or(32).max(1),
         ort_threads: raw.ort_threads.map(|t| t.max(1)),
     })
@@ -637,6 +652,33 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn precision_is_the_models_own_unless_asked_and_only_openvino_reduces_it() {
+        let dir = std::env::temp_dir().join(format!("cfgtest-precision-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("components/c")).unwrap();
+        std::fs::write(dir.join("components/c/component.wasm"), b"").unwrap();
+        let parse = |extra: &str| {
+            let yaml = format!("models:\n  a:\n    implementation: c\n    port: 5001\n{extra}");
+            super::ModelsFile::parse(&yaml, &dir).unwrap()
+        };
+        let f = parse("");
+        assert_eq!(f.instances[0].precision, crate::nn::Precision::Model);
+        let f = parse("    backend: openvino\n    precision: bf16\n");
+        assert_eq!(f.instances[0].precision, crate::nn::Precision::Bf16);
+        let f = parse("    precision: bf16\n");
+        assert!(f.instances.is_empty());
+        assert!(
+            f.broken[0]
+                .error
+                .contains("onnxruntime runs the model's own precision"),
+            "{}",
+            f.broken[0].error
+        );
+        let f = parse("    precision: int4\n");
+        assert!(f.broken[0].error.contains("expected model, bf16 or f16"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn classes_files_with_and_without_ids() {
         use super::parse_classes;

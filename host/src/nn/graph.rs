@@ -12,6 +12,11 @@ pub trait Graph: Send + Sync {
     fn signature(&self) -> &Signature;
     /// Run the graph. Inputs are matched by name; every output is returned in graph order.
     fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>>;
+    /// The floating-point precision the backend computes in, as it reports it (ONNX Runtime
+    /// runs the model's own operators as they are: `model`).
+    fn precision(&self) -> String {
+        Precision::Model.to_string()
+    }
 }
 
 /// Which library runs an instance's graphs.
@@ -92,6 +97,51 @@ impl std::fmt::Display for Device {
     }
 }
 
+/// The floating-point precision a graph computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// The model's own: f32 arithmetic for f32 models. Never reduced behind the user's back
+    /// (OpenVINO would pick bf16 by itself on CPUs with AMX).
+    #[default]
+    Model,
+    /// bfloat16 (OpenVINO on CPUs with bf16 instructions; faster, about 3 significant digits).
+    Bf16,
+    /// float16 (OpenVINO).
+    F16,
+}
+
+impl Precision {
+    /// Parse `model` (or `f32`), `bf16` or `f16`.
+    pub fn parse(text: &str) -> Result<Precision, String> {
+        match text.trim() {
+            "model" | "f32" | "fp32" => Ok(Precision::Model),
+            "bf16" => Ok(Precision::Bf16),
+            "f16" | "fp16" => Ok(Precision::F16),
+            t => Err(format!("precision `{t}`: expected model, bf16 or f16")),
+        }
+    }
+
+    /// Check that `backend` can honour this precision.
+    pub fn check_backend(self, backend: Backend) -> Result<(), String> {
+        match (self, backend) {
+            (Precision::Model, _) | (_, Backend::OpenVino) => Ok(()),
+            (p, Backend::OnnxRuntime) => Err(format!(
+                "precision {p}: onnxruntime runs the model's own precision; use backend openvino for reduced precision (or a model exported at it)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Model => "model",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
 /// How an instance's graphs are loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -101,6 +151,8 @@ pub struct SessionOptions {
     pub backend: Backend,
     /// Where the graph runs.
     pub device: Device,
+    /// The arithmetic precision asked for (the model's own unless the instance says).
+    pub precision: Precision,
 }
 
 /// Where the optional inference libraries are, found once at startup and loaded on first
@@ -122,6 +174,10 @@ pub fn load(
     options
         .backend
         .check_device(options.device)
+        .map_err(anyhow::Error::msg)?;
+    options
+        .precision
+        .check_backend(options.backend)
         .map_err(anyhow::Error::msg)?;
     Ok(match options.backend {
         Backend::OnnxRuntime => Arc::new(super::onnx::OnnxGraph::load(path, options)?),

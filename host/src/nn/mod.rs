@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-pub use graph::{Backend, Device, Graph, Libraries, SessionOptions};
+pub use graph::{Backend, Device, Graph, Libraries, Precision, SessionOptions};
 use tensor::{ElementType, HostTensor};
 
 /// Generated bindings for the imports every model component may use.
@@ -108,6 +108,7 @@ impl NnCtx {
                     intra_threads: 1,
                     backend: Default::default(),
                     device: Default::default(),
+                    precision: Default::default(),
                 },
                 Default::default(),
                 NnLimits {

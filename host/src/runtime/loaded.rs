@@ -196,6 +196,7 @@ impl Loaded {
                 intra_threads: spec.ort_threads.unwrap_or(settings.ort_threads),
                 backend: spec.backend,
                 device: spec.device,
+                precision: spec.precision,
             },
             rt.libraries.clone(),
             NnLimits {
