@@ -46,6 +46,7 @@ fn options(backend: Backend, threads: usize) -> SessionOptions {
         backend,
         device: Device::Cpu,
         precision: Default::default(),
+        requests_per_load: 1,
     }
 }
 

@@ -58,6 +58,7 @@ fn raw_ort(path: &Path, threads: usize) -> f64 {
         backend: host::nn::Backend::OnnxRuntime,
         device: host::nn::Device::Cpu,
         precision: Default::default(),
+        requests_per_load: 1,
     };
     let report = host::probe::probe(path, options, &Default::default(), 300, |_| {}).unwrap();
     report.quantile(0.5)

@@ -76,6 +76,7 @@ impl App {
             backend: String::new(),
             device: String::new(),
             precision: String::new(),
+            graphs: vec![],
         }));
         all
     }

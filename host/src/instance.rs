@@ -68,6 +68,8 @@ pub struct Status {
     pub device: String,
     /// The arithmetic precision asked for (`model`: the model's own).
     pub precision: String,
+    /// The loaded graphs: what runs each (for `backend: auto`, the choice and its figures).
+    pub graphs: Vec<crate::nn::GraphState>,
 }
 
 struct Tracking {
@@ -125,6 +127,7 @@ impl Instance {
             backend: spec.backend.to_string(),
             device: spec.device.to_string(),
             precision: spec.precision.to_string(),
+            graphs: vec![],
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));
         Self {
@@ -257,9 +260,11 @@ impl Instance {
                         compile_cached = stats.compile_cached,
                         "instance loaded"
                     );
+                    let graphs = loaded.graph_states();
                     self.update(|t| {
                         t.status.state = State::Ready;
                         t.status.error = None;
+                        t.status.graphs = graphs;
                         t.status.last_load_ms = Some(stats.total.as_millis() as u64);
                         t.status.compile_cached = Some(stats.compile_cached);
                     });

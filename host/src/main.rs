@@ -77,6 +77,13 @@ enum Command {
         /// model (the model's own, default) | bf16 | f16 (OpenVINO only)
         #[arg(long, default_value = "model")]
         precision: String,
+        /// Compare every backend on this machine (load, p50, agreement with ONNX Runtime)
+        /// and say which `backend: auto` picks.
+        #[arg(long)]
+        all_backends: bool,
+        /// Requests per load that `auto` weighs load time against (with --all-backends).
+        #[arg(long, default_value_t = host::nn::choose::DEFAULT_REQUESTS_PER_LOAD)]
+        requests_per_load: u32,
         /// Timed runs after the first.
         #[arg(long, default_value_t = 100)]
         runs: usize,
@@ -128,6 +135,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             device,
             threads,
             precision,
+            all_backends,
+            requests_per_load,
             runs,
         } => {
             let options = host::nn::SessionOptions {
@@ -139,8 +148,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 backend: host::nn::Backend::parse(&backend).map_err(anyhow::Error::msg)?,
                 device: host::nn::Device::parse(&device).map_err(anyhow::Error::msg)?,
                 precision: host::nn::Precision::parse(&precision).map_err(anyhow::Error::msg)?,
+                requests_per_load,
             };
-            probe(&cli.root, &model, options, runs)
+            if all_backends {
+                compare_backends(&cli.root, &model, options)
+            } else {
+                probe(&cli.root, &model, options, runs)
+            }
         }
         Command::New { kind, name } => {
             let files = host::scaffold::new_component(&cli.root.join("components"), &kind, &name)
@@ -395,6 +409,47 @@ fn probe(
     Ok(())
 }
 
+/// `host probe --all-backends`: every backend on this model, and what `auto` picks.
+fn compare_backends(
+    root: &Path,
+    model: &Path,
+    options: host::nn::SessionOptions,
+) -> anyhow::Result<()> {
+    host::up::init_onnxruntime(root, "host-probe")?;
+    let m = host::nn::choose::compare(model, options, &host::up::libraries(root))?;
+    println!(
+        "{} ({} threads, {} timed runs each, outputs compared with onnxruntime's)",
+        model.display(),
+        m.threads,
+        host::nn::choose::TIMED_RUNS
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>10} {:>14}",
+        "BACKEND", "LOAD", "COLD LOAD", "P50", "MAX REL DIFF"
+    );
+    for t in &m.trials {
+        match &t.error {
+            Some(e) => println!("{:<12} failed: {e}", t.backend),
+            None => println!(
+                "{:<12} {:>7.1} ms {:>10} {:>7.2} ms {:>14.1e}",
+                t.backend,
+                t.load_ms,
+                t.cold_load_ms
+                    .map(|c| format!("{c:.1} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                t.p50_ms,
+                t.max_rel_diff.unwrap_or(f64::NAN)
+            ),
+        }
+    }
+    println!(
+        "auto at {} requests per load: {}",
+        options.requests_per_load,
+        m.choose(options.requests_per_load).1
+    );
+    Ok(())
+}
+
 /// Generate the Nuclio functions and say what changed.
 fn nuclio(root: &std::path::Path, config: &std::path::Path) -> anyhow::Result<()> {
     let file = host::config::ModelsFile::load(config, root)?;
@@ -496,6 +551,21 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             {
                 let mut d = match i["backend"].as_str() {
                     Some("openvino") => format!("openvino:{}", s("device")),
+                    // What auto chose for the loaded graphs.
+                    Some("auto") => {
+                        let mut chosen: Vec<&str> = i["graphs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|g| g["backend"].as_str())
+                            .collect();
+                        chosen.dedup();
+                        match chosen.as_slice() {
+                            [] => format!("auto:{}", s("device")),
+                            [one] => format!("auto={one}"),
+                            _ => "auto=mixed".into(),
+                        }
+                    }
                     _ => s("device"),
                 };
                 if let Some(p) = i["precision"].as_str().filter(|p| *p != "model") {

@@ -122,6 +122,8 @@ pub struct Sample<'a> {
     pub state: &'a str,
     pub metrics: &'a InstanceMetrics,
     pub wasm_memory_bytes: u64,
+    /// The loaded graphs and what runs them.
+    pub graphs: &'a [crate::nn::GraphState],
 }
 
 fn help(out: &mut String, name: &str, kind: &str, text: &str) {
@@ -229,6 +231,45 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
             );
         }
     }
+    help(
+        &mut out,
+        "host_graph_backend",
+        "gauge",
+        "1 for the backend running each loaded graph (with `auto`: the one it chose) and the precision it computes in.",
+    );
+    for s in samples {
+        for g in s.graphs {
+            let _ = writeln!(
+                out,
+                "host_graph_backend{{instance=\"{}\",graph=\"{}\",backend=\"{}\",precision=\"{}\",auto=\"{}\"}} 1",
+                esc(s.name),
+                esc(&g.name),
+                g.backend,
+                esc(&g.precision),
+                g.choice.is_some()
+            );
+        }
+    }
+    help(
+        &mut out,
+        "host_graph_backend_p50_seconds",
+        "gauge",
+        "What `backend: auto` measured for each candidate backend of a loaded graph: median run time.",
+    );
+    for s in samples {
+        for g in s.graphs {
+            for t in g.choice.iter().flat_map(|c| &c.measured.trials) {
+                let _ = writeln!(
+                    out,
+                    "host_graph_backend_p50_seconds{{instance=\"{}\",graph=\"{}\",backend=\"{}\"}} {}",
+                    esc(s.name),
+                    esc(&g.name),
+                    t.backend,
+                    t.p50_ms / 1e3
+                );
+            }
+        }
+    }
     if let Some(rss) = rss_bytes {
         help(
             &mut out,
@@ -257,6 +298,7 @@ mod tests {
                 state: "ready",
                 metrics: &m,
                 wasm_memory_bytes: 7,
+                graphs: &[],
             }],
             Some(1),
         );

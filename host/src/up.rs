@@ -60,6 +60,10 @@ fn find_library(root: &Path, env: &str, deps: &str, lib: &str) -> Option<PathBuf
 /// The libraries `host up` hands to the runtime.
 pub fn libraries(root: &Path) -> crate::nn::Libraries {
     crate::nn::Libraries {
+        onnxruntime: find_onnxruntime(root),
+        chooser: Some(crate::nn::choose::Chooser::new(Some(
+            root.join(".state/backends"),
+        ))),
         openvino: find_openvino(root),
         openvino_cache: Some(root.join(".state/cache/openvino")),
     }

@@ -36,6 +36,7 @@ fn signatures_read_from_files_match_onnx_runtime_sessions() {
         backend: Backend::OnnxRuntime,
         device: Device::Cpu,
         precision: Default::default(),
+        requests_per_load: 1,
     };
     for path in files {
         let session = graph::load(&path, options, &Default::default()).unwrap();

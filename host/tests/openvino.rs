@@ -172,34 +172,13 @@ fn an_unloaded_openvino_instance_reloads_from_the_compiled_model_cache() {
         .is_some());
 }
 
-/// Largest absolute difference between two runs' f32 outputs, relative to the largest value.
-fn relative_diff(
-    a: &[(String, host::nn::tensor::HostTensor)],
-    b: &[(String, host::nn::tensor::HostTensor)],
-) -> f64 {
-    let floats = |t: &host::nn::tensor::HostTensor| -> Vec<f64> {
-        t.data
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
-            .collect()
-    };
-    let (mut diff, mut scale) = (0f64, 0f64);
-    for ((_, x), (_, y)) in a.iter().zip(b) {
-        for (p, q) in floats(x).into_iter().zip(floats(y)) {
-            diff = diff.max((p - q).abs());
-            scale = scale.max(p.abs());
-        }
-    }
-    diff / scale
-}
-
 #[test]
 fn no_backend_changes_precision_unless_asked() {
     let lib = need(".deps/openvino/libopenvino_c.so");
     host::up::init_onnxruntime(&repo(), "precision-test").unwrap();
     let libraries = host::nn::Libraries {
         openvino: Some(lib),
-        openvino_cache: None,
+        ..Default::default()
     };
     let model = need("models/face_detection_short_range.onnx");
     let run = |backend, precision| {
@@ -208,6 +187,7 @@ fn no_backend_changes_precision_unless_asked() {
             backend,
             device: host::nn::Device::Cpu,
             precision,
+            requests_per_load: 1,
         };
         host::probe::probe(&model, options, &libraries, 1, |_| {}).unwrap()
     };
@@ -217,13 +197,13 @@ fn no_backend_changes_precision_unless_asked() {
     // Unasked, OpenVINO computes in bf16 on CPUs with bf16 instructions (this one: an AMD
     // EPYC with avx512_bf16); the host asks it for f32.
     assert_eq!(ov.precision, "f32");
-    let d = relative_diff(&ort.outputs, &ov.outputs);
+    let d = host::nn::choose::relative_diff(&ort.outputs, &ov.outputs);
     eprintln!("onnxruntime vs openvino at the model's precision: relative difference {d:.2e}");
     assert!(d < 1e-4, "{d}");
     // Asked for, bf16 is used where the CPU has it, and shows in the outputs.
     let bf16 = run(Backend::OpenVino, Precision::Bf16);
     if bf16.precision == "bf16" {
-        let d = relative_diff(&ort.outputs, &bf16.outputs);
+        let d = host::nn::choose::relative_diff(&ort.outputs, &bf16.outputs);
         eprintln!("onnxruntime vs openvino bf16: relative difference {d:.2e}");
         assert!(
             d > 1e-4,
@@ -243,6 +223,7 @@ fn no_backend_changes_precision_unless_asked() {
             backend: Backend::OnnxRuntime,
             device: host::nn::Device::Cpu,
             precision: Precision::Bf16,
+            requests_per_load: 1,
         },
         &libraries,
     )

@@ -150,6 +150,7 @@ fn temp_spec(
         backend: Default::default(),
         device: Default::default(),
         precision: Default::default(),
+        requests_per_load: crate::nn::choose::DEFAULT_REQUESTS_PER_LOAD,
         display_name: name.to_string(),
         description: None,
     }

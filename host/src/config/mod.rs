@@ -58,7 +58,7 @@ pub struct Settings {
     pub max_points: usize,
     /// ONNX Runtime intra-op threads per session.
     pub ort_threads: usize,
-    /// Backend of instances that name none (`onnxruntime` unless set).
+    /// Backend of instances that name none (`auto` unless set: measured per model file).
     pub backend: crate::nn::Backend,
     /// Model files must lie under this directory.
     pub models_root: PathBuf,
@@ -93,7 +93,7 @@ impl Settings {
             ort_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            backend: Default::default(),
+            backend: crate::nn::Backend::Auto,
             models_root: root.to_path_buf(),
             components_dir: root.join("components"),
             nuclio_dir: root.join("nuclio_functions"),
@@ -131,6 +131,8 @@ pub struct InstanceSpec {
     /// Arithmetic precision (`precision:` on the instance, or in its `config`; default the
     /// model's own).
     pub precision: crate::nn::Precision,
+    /// Requests expected per load, which `backend: auto` weighs load time against.
+    pub requests_per_load: u32,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -214,6 +216,8 @@ struct RawInstance {
     device: Option<String>,
     #[serde(default)]
     precision: Option<String>,
+    #[serde(default)]
+    requests_per_load: Option<u32>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -645,6 +649,10 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         backend,
         device,
         precision,
+        requests_per_load: raw
+            .requests_per_load
+            .unwrap_or(crate::nn::choose::DEFAULT_REQUESTS_PER_LOAD)
+            .max(1),
         max_queue: raw.max_queue.unwrap_or(32).max(1),
         ort_threads: raw.ort_threads.map(|t| t.max(1)),
     })
@@ -804,13 +812,10 @@ mod tests {
             assert!(f.broken.is_empty(), "{:?}", f.broken);
             f.instances.iter().map(|i| i.backend).collect()
         };
+        // Unset, an instance's backend is `auto`.
         assert_eq!(
             backends(&format!("models:\n{models}")),
-            [
-                Backend::OnnxRuntime,
-                Backend::OnnxRuntime,
-                Backend::OpenVino
-            ]
+            [Backend::Auto, Backend::OnnxRuntime, Backend::OpenVino]
         );
         assert_eq!(
             backends(&format!(

@@ -17,10 +17,17 @@ pub trait Graph: Send + Sync {
     fn precision(&self) -> String {
         Precision::Model.to_string()
     }
+    /// The backend running this graph.
+    fn backend(&self) -> Backend;
+    /// How `backend: auto` chose that backend, when it did.
+    fn choice(&self) -> Option<&super::choose::Choice> {
+        None
+    }
 }
 
 /// Which library runs an instance's graphs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// ONNX Runtime (CPU, or CUDA with `device: cuda:N`). The default: OpenVINO runs most
     /// graphs somewhat faster on the CPU but loads them 2-10x slower, and instances load
@@ -29,15 +36,21 @@ pub enum Backend {
     OnnxRuntime,
     /// OpenVINO on the CPU, reading the ONNX file directly.
     OpenVino,
+    /// Whichever of the two runs each model file fastest on this machine, measured once
+    /// (see [`super::choose`]); ONNX Runtime on CUDA.
+    Auto,
 }
 
 impl Backend {
-    /// Parse `onnxruntime` (or `ort`) or `openvino`.
+    /// Parse `onnxruntime` (or `ort`), `openvino` or `auto`.
     pub fn parse(text: &str) -> Result<Backend, String> {
         match text.trim() {
             "onnxruntime" | "ort" => Ok(Backend::OnnxRuntime),
             "openvino" => Ok(Backend::OpenVino),
-            t => Err(format!("backend `{t}`: expected onnxruntime or openvino")),
+            "auto" => Ok(Backend::Auto),
+            t => Err(format!(
+                "backend `{t}`: expected onnxruntime, openvino or auto"
+            )),
         }
     }
 }
@@ -59,6 +72,7 @@ impl std::fmt::Display for Backend {
         f.write_str(match self {
             Backend::OnnxRuntime => "onnxruntime",
             Backend::OpenVino => "openvino",
+            Backend::Auto => "auto",
         })
     }
 }
@@ -125,7 +139,7 @@ impl Precision {
     pub fn check_backend(self, backend: Backend) -> Result<(), String> {
         match (self, backend) {
             (Precision::Model, _) | (_, Backend::OpenVino) => Ok(()),
-            (p, Backend::OnnxRuntime) => Err(format!(
+            (p, Backend::OnnxRuntime | Backend::Auto) => Err(format!(
                 "precision {p}: onnxruntime runs the model's own precision; use backend openvino for reduced precision (or a model exported at it)"
             )),
         }
@@ -153,12 +167,20 @@ pub struct SessionOptions {
     pub device: Device,
     /// The arithmetic precision asked for (the model's own unless the instance says).
     pub precision: Precision,
+    /// Requests the instance expects to serve per load, which `backend: auto` weighs load
+    /// time against.
+    pub requests_per_load: u32,
 }
 
 /// Where the optional inference libraries are, found once at startup and loaded on first
 /// use (ONNX Runtime itself is initialised by `host up`).
 #[derive(Debug, Clone, Default)]
 pub struct Libraries {
+    /// ONNX Runtime's library (part of what `backend: auto` keys its measurements on).
+    pub onnxruntime: Option<PathBuf>,
+    /// Measures and remembers which backend runs each model file fastest (`backend: auto`);
+    /// without one, `auto` runs ONNX Runtime.
+    pub chooser: Option<Arc<super::choose::Chooser>>,
     /// OpenVINO's C library (`libopenvino_c.so`), if installed.
     pub openvino: Option<PathBuf>,
     /// Where OpenVINO caches compiled models, so that a reload skips compilation.
@@ -188,7 +210,55 @@ pub fn load(
             let cache = libraries.openvino_cache.as_deref();
             Arc::new(super::openvino::OvGraph::load(path, options, lib, cache)?)
         }
+        Backend::Auto => {
+            let (Device::Cpu, Some(chooser)) = (options.device, &libraries.chooser) else {
+                let options = SessionOptions {
+                    backend: Backend::OnnxRuntime,
+                    ..options
+                };
+                return load(path, options, libraries);
+            };
+            let (choice, loaded) =
+                chooser.choose(path, options, options.requests_per_load, libraries)?;
+            tracing::info!(model = %path.display(), cached = choice.cached, "backend auto chose {}", choice.why);
+            let graph = match loaded {
+                Some(g) => g,
+                None => load(
+                    path,
+                    SessionOptions {
+                        backend: choice.backend,
+                        ..options
+                    },
+                    libraries,
+                )?,
+            };
+            Arc::new(Chosen { graph, choice })
+        }
     })
+}
+
+/// A graph `backend: auto` chose a backend for.
+struct Chosen {
+    graph: Arc<dyn Graph>,
+    choice: super::choose::Choice,
+}
+
+impl Graph for Chosen {
+    fn signature(&self) -> &Signature {
+        self.graph.signature()
+    }
+    fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>> {
+        self.graph.run(inputs)
+    }
+    fn precision(&self) -> String {
+        self.graph.precision()
+    }
+    fn backend(&self) -> Backend {
+        self.graph.backend()
+    }
+    fn choice(&self) -> Option<&super::choose::Choice> {
+        Some(&self.choice)
+    }
 }
 
 /// One input or output of a graph.

@@ -6,6 +6,7 @@
 //! to the model files the instance was configured with, and the sessions loaded so far.
 //! Dropping the context drops the sessions, which is how an idle instance gives memory back.
 
+pub mod choose;
 pub mod graph;
 pub mod onnx;
 pub mod onnx_meta;
@@ -50,6 +51,18 @@ pub struct ExecContext(GraphHandle);
 pub struct NnError {
     code: errors::ErrorCode,
     message: String,
+}
+
+/// What a loaded graph runs on, for status and metrics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GraphState {
+    /// The graph's name (its config key).
+    pub name: String,
+    pub backend: Backend,
+    /// The precision the backend computes in, as it reports it.
+    pub precision: String,
+    /// How `backend: auto` chose, with its figures.
+    pub choice: Option<choose::Choice>,
 }
 
 /// Limits on what a component may ask of the inference backend.
@@ -97,6 +110,22 @@ impl NnCtx {
         }
     }
 
+    /// The graphs loaded so far and what runs them, sorted by name.
+    pub fn graph_states(&self) -> Vec<GraphState> {
+        let mut v: Vec<GraphState> = self
+            .loaded
+            .iter()
+            .map(|(name, g)| GraphState {
+                name: name.clone(),
+                backend: g.backend(),
+                precision: g.precision(),
+                choice: g.choice().cloned(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     /// A context for `describe`: the graphs' signatures can be read (from the files, no
     /// session), none can be loaded, no tensor can be made.
     pub fn for_describe(files: HashMap<String, PathBuf>) -> Self {
@@ -109,6 +138,7 @@ impl NnCtx {
                     backend: Default::default(),
                     device: Default::default(),
                     precision: Default::default(),
+                    requests_per_load: 1,
                 },
                 Default::default(),
                 NnLimits {

@@ -9,7 +9,7 @@ use ort::session::{Session, SessionInputValue};
 use ort::tensor::TensorElementType;
 use ort::value::{Tensor as OrtTensor, ValueType};
 
-use super::graph::{Device, Graph, SessionOptions, Signature, TensorInfo};
+use super::graph::{Backend, Device, Graph, SessionOptions, Signature, TensorInfo};
 use super::tensor::{ElementType, HostTensor};
 
 /// A loaded ONNX model. The session is dropped (and its memory released) with this value.
@@ -111,6 +111,10 @@ impl OnnxGraph {
 impl Graph for OnnxGraph {
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::OnnxRuntime
     }
 
     fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>> {

@@ -13,7 +13,7 @@ use openvino::{
     Shape, Tensor,
 };
 
-use super::graph::{Graph, Precision, SessionOptions, Signature, TensorInfo};
+use super::graph::{Backend, Graph, Precision, SessionOptions, Signature, TensorInfo};
 use super::tensor::{ElementType, HostTensor};
 
 /// A model compiled for OpenVINO's CPU plugin, with one infer request that runs it.
@@ -183,6 +183,10 @@ impl Graph for OvGraph {
 
     fn precision(&self) -> String {
         self.precision.clone()
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::OpenVino
     }
 
     fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>> {

@@ -197,6 +197,7 @@ impl Loaded {
                 backend: spec.backend,
                 device: spec.device,
                 precision: spec.precision,
+                requests_per_load: spec.requests_per_load,
             },
             rt.libraries.clone(),
             NnLimits {
@@ -240,6 +241,11 @@ impl Loaded {
     /// The counter of this instance's linear memory, in bytes.
     pub fn memory_counter(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
         self.store.data().limits.memory_bytes.clone()
+    }
+
+    /// The instance's loaded graphs and what runs them.
+    pub fn graph_states(&self) -> Vec<crate::nn::GraphState> {
+        self.store.data().graph_states()
     }
 
     /// Time spent in inference since the last call.

@@ -97,6 +97,11 @@ impl StoreState {
         }
     }
 
+    /// The instance's loaded graphs and what runs them.
+    pub fn graph_states(&self) -> Vec<crate::nn::GraphState> {
+        self.nn.graph_states()
+    }
+
     /// Time spent in inference since the last call, and reset.
     pub fn take_inference_time(&mut self) -> std::time::Duration {
         std::mem::take(&mut self.nn.inference_time)

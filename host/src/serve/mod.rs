@@ -102,6 +102,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             state: s.state.as_str(),
             metrics: &i.metrics,
             wasm_memory_bytes: s.wasm_memory_bytes,
+            graphs: &s.graphs,
         })
         .collect();
     let text = crate::metrics::render(&samples, rss_bytes());

@@ -112,6 +112,11 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
     for s in settings {
         yaml.push_str(&format!("  {s}\n"));
     }
+    // Tests pin ONNX Runtime (a fresh root would measure every backend at each first load,
+    // as `auto`, the default, does once per machine); the tests of `auto` ask for it.
+    if !settings.iter().any(|s| s.starts_with("backend:")) {
+        yaml.push_str("  backend: onnxruntime\n");
+    }
     yaml.push_str("models:\n");
     for i in instances {
         yaml.push_str(&format!(
@@ -135,12 +140,13 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
     (dir, gateway)
 }
 
-/// A running host, killed on drop.
+/// A running host, killed on drop (its root removed, unless kept).
 pub struct Host {
     child: Child,
     pub dir: PathBuf,
     pub gateway: u16,
     log: PathBuf,
+    keep_root: bool,
 }
 
 /// One instance line for a test config.
@@ -183,6 +189,15 @@ impl Host {
     /// [`Host::start`] with more environment variables for the host process.
     pub fn start_with_env(settings: &[&str], instances: &[Inst], env: &[(&str, &str)]) -> Host {
         let (dir, gateway) = make_root(settings, instances);
+        Self::start_in_with_env(dir, gateway, env)
+    }
+
+    /// Start a host on a root [`make_root`] made (again, after an earlier host stopped).
+    pub fn start_in(dir: PathBuf, gateway: u16) -> Host {
+        Self::start_in_with_env(dir, gateway, &[])
+    }
+
+    fn start_in_with_env(dir: PathBuf, gateway: u16, env: &[(&str, &str)]) -> Host {
         let log = dir.join("host.log");
         let child = Command::new(env!("CARGO_BIN_EXE_host"))
             .args(["--root"])
@@ -205,6 +220,7 @@ impl Host {
             dir,
             gateway,
             log,
+            keep_root: false,
         };
         host.wait_ready();
         host
@@ -294,6 +310,14 @@ impl Host {
     }
 }
 
+impl Host {
+    /// Stop the host and keep its root, to start another host on it ([`Host::start_in`]).
+    pub fn stop_keeping_root(mut self) -> (PathBuf, u16) {
+        self.keep_root = true;
+        (self.dir.clone(), self.gateway)
+    }
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         // A host that died on its own is the bug a failing test is about: say how it ended.
@@ -312,7 +336,7 @@ impl Drop for Host {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && !self.keep_root {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
