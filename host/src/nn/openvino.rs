@@ -203,10 +203,13 @@ impl Graph for OvGraph {
             let dims: Vec<i64> = t.dims.iter().map(|&d| i64::from(d)).collect();
             let shape = Shape::new(&dims).map_err(ov_err("input shape"))?;
             let mut tensor = Tensor::new(ov_type(t.ty), &shape).map_err(ov_err("input tensor"))?;
-            tensor
-                .get_raw_data_mut()
-                .map_err(ov_err("input tensor"))?
-                .copy_from_slice(&t.data);
+            // An empty tensor has no buffer: the crate would make a slice from a null pointer.
+            if !t.data.is_empty() {
+                tensor
+                    .get_raw_data_mut()
+                    .map_err(ov_err("input tensor"))?
+                    .copy_from_slice(&t.data);
+            }
             request
                 .set_tensor(name, &tensor)
                 .map_err(ov_err("setting an input"))?;
@@ -222,7 +225,14 @@ impl Graph for OvGraph {
                 format!("output `{}` has unsupported element type {ty:?}", out.name)
             })?;
             let shape = tensor.get_shape().map_err(ov_err("output shape"))?;
-            let data = tensor.get_raw_data().map_err(ov_err("output data"))?;
+            // A model may produce an empty output (SAM's decoder asked for a 0-pixel mask):
+            // it has no buffer, and reading one would make a slice from a null pointer.
+            let empty = shape.get_dimensions().contains(&0);
+            let data = if empty {
+                &[][..]
+            } else {
+                tensor.get_raw_data().map_err(ov_err("output data"))?
+            };
             result.push((
                 out.name.clone(),
                 HostTensor {
