@@ -431,14 +431,16 @@ fn compare_backends(
         match &t.error {
             Some(e) => println!("{:<12} failed: {e}", t.backend),
             None => println!(
-                "{:<12} {:>7.1} ms {:>10} {:>7.2} ms {:>14.1e}",
+                "{:<12} {:>7.1} ms {:>10} {:>7.2} ms {:>14}",
                 t.backend,
                 t.load_ms,
                 t.cold_load_ms
                     .map(|c| format!("{c:.1} ms"))
                     .unwrap_or_else(|| "-".into()),
                 t.p50_ms,
-                t.max_rel_diff.unwrap_or(f64::NAN)
+                t.max_rel_diff
+                    .map(|d| format!("{d:.1e}"))
+                    .unwrap_or_else(|| "-".into())
             ),
         }
     }

@@ -50,7 +50,8 @@ pub struct Trial {
     /// The first load on this machine, when it costs more (OpenVINO compiling the model).
     pub cold_load_ms: Option<f64>,
     pub p50_ms: f64,
-    /// Largest output difference relative to ONNX Runtime's (0 for ONNX Runtime itself).
+    /// Largest output difference relative to ONNX Runtime's (0 for ONNX Runtime itself;
+    /// none when ONNX Runtime could not run the inputs, so nothing was compared).
     pub max_rel_diff: Option<f64>,
     /// Why the backend could not run the model, if it could not.
     pub error: Option<String>,
@@ -92,6 +93,10 @@ impl Measured {
                     "{}: outputs differ by {d:.1e} > {TOLERANCE:.0e}, not used",
                     t.backend
                 ),
+                (None, None) => format!(
+                    "{}: not compared with onnxruntime's outputs, not used",
+                    t.backend
+                ),
                 _ => format!(
                     "{}: {:.2} + {:.0}/{n} = {c:.2} ms",
                     t.backend, t.p50_ms, t.load_ms
@@ -101,9 +106,15 @@ impl Measured {
                 best = Some((t, c));
             }
         }
-        let backend = best
-            .and_then(|(t, _)| Backend::parse(&t.backend).ok())
-            .unwrap_or(Backend::OnnxRuntime);
+        let Some(backend) = best.and_then(|(t, _)| Backend::parse(&t.backend).ok()) else {
+            return (
+                Backend::OnnxRuntime,
+                format!(
+                    "onnxruntime, as no backend could be measured ({})",
+                    parts.join("; ")
+                ),
+            );
+        };
         (
             backend,
             format!(
@@ -286,11 +297,14 @@ fn measure(
         let opts = SessionOptions { backend, ..options };
         match time(path, opts, libraries) {
             Ok((load_ms, cold_load_ms, p50_ms, outputs, g)) => {
-                let diff = match &reference {
-                    None => 0.0,
-                    Some(r) => relative_diff(r, &outputs),
+                // ONNX Runtime's outputs are the reference; without them (it failed on these
+                // inputs) another backend stays unverified, and unverified is not usable.
+                let diff = match (backend, &reference) {
+                    (Backend::OnnxRuntime, _) => Some(0.0),
+                    (_, Some(r)) => Some(relative_diff(r, &outputs)),
+                    (_, None) => None,
                 };
-                if reference.is_none() {
+                if backend == Backend::OnnxRuntime {
                     reference = Some(outputs);
                 }
                 trials.push(Trial {
@@ -298,7 +312,7 @@ fn measure(
                     load_ms,
                     cold_load_ms,
                     p50_ms,
-                    max_rel_diff: Some(diff),
+                    max_rel_diff: diff,
                     error: None,
                 });
                 graphs.insert(backend.to_string(), g);
@@ -314,15 +328,9 @@ fn measure(
         }
     }
     if reference.is_none() {
-        anyhow::bail!(
-            "no backend runs {}: {}",
-            path.display(),
-            trials
-                .iter()
-                .filter_map(|t| t.error.as_deref())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+        // The deterministic inputs may not suit the model (SAM's decoder reads a frame size
+        // from one): nothing can be compared, so ONNX Runtime runs it (see `choose`).
+        tracing::warn!(model = %path.display(), "backend auto: could not measure this model; onnxruntime runs it");
     }
     let measured = Measured {
         key,
@@ -447,6 +455,18 @@ mod tests {
         let mut failed = m.clone();
         failed.trials[1].error = Some("boom".into());
         assert_eq!(failed.choose(100_000).0, Backend::OnnxRuntime);
+        // Nothing measurable (the inputs do not suit the model): onnxruntime, saying why,
+        // even though another backend ran (it could not be compared).
+        failed.trials[0].error = Some("bad inputs".into());
+        failed.trials[1].error = None;
+        failed.trials[1].max_rel_diff = None;
+        let (b, why) = failed.choose(1);
+        assert_eq!(b, Backend::OnnxRuntime);
+        assert!(
+            why.contains("no backend could be measured") && why.contains("bad inputs"),
+            "{why}"
+        );
+        assert!(why.contains("openvino: not compared"), "{why}");
     }
 
     #[test]
