@@ -2,7 +2,11 @@
 numpy -> onnxruntime -> JSON), here served by FastAPI + uvicorn, for the comparison in
 bench/compare.py. It answers the same CVAT detector payload as the host.
 
-usage: python python_server.py MODEL PORT      MODEL = blazeface | yolo (path in env MODEL_PATH)
+usage: python python_server.py MODEL PORT      MODEL = blazeface | yolo | yolox (path in env MODEL_PATH)
+
+HANDLER=async (default) serves an `async def` handler, which decodes and infers on the event loop;
+HANDLER=def a plain `def` one, which FastAPI runs in its thread pool (requests overlap: the
+strongest simple setup).
 """
 import base64
 import io
@@ -12,7 +16,7 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
@@ -24,12 +28,12 @@ inp = session.get_inputs()[0]
 app = FastAPI()
 
 
-def letterbox(img, size, pad):
+def letterbox(img, size, pad, top_left=False):
     w, h = img.size
     s = min(size / w, size / h)
     nw, nh = round(w * s), round(h * s)
     canvas = Image.new("RGB", (size, size), (pad, pad, pad))
-    px, py = (size - nw) // 2, (size - nh) // 2
+    px, py = (0, 0) if top_left else ((size - nw) // 2, (size - nh) // 2)
     canvas.paste(img.resize((nw, nh), Image.BILINEAR), (px, py))
     return np.asarray(canvas, dtype=np.float32), s, px, py
 
@@ -64,9 +68,38 @@ def anchors(size=128):
 ANCHORS = anchors()
 
 
+def yolox_grid(size):
+    cells = []
+    for stride in (8, 16, 32):
+        g = size // stride
+        ys, xs = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+        cells.append(np.stack([xs.ravel(), ys.ravel(), np.full(g * g, stride)], 1))
+    return np.concatenate(cells).astype(np.float32)
+
+
+GRID = yolox_grid(inp.shape[2]) if KIND == "yolox" else None
+
+
 def detect(img, threshold):
     w, h = img.size
-    if KIND == "yolo":
+    if KIND == "yolox":
+        size = inp.shape[2]
+        arr, s, px, py = letterbox(img, size, 114, top_left=True)
+        x = np.ascontiguousarray(arr[:, :, ::-1].transpose(2, 0, 1)[None])  # BGR bytes
+        out = session.run(None, {inp.name: x})[0][0]  # [N, 5+nc]
+        scores = out[:, 4:5] * out[:, 5:]
+        cls = scores.argmax(1); sc = scores.max(1)
+        m = sc >= threshold
+        o, g, sc, c = out[m], GRID[m], sc[m], cls[m]
+        cx, cy = (o[:, 0] + g[:, 0]) * g[:, 2], (o[:, 1] + g[:, 1]) * g[:, 2]
+        bw, bh = np.exp(o[:, 2]) * g[:, 2], np.exp(o[:, 3]) * g[:, 2]
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+        keep = []
+        for k in np.unique(c):
+            idx = np.where(c == k)[0]
+            keep += [idx[i] for i in nms(xyxy[idx], sc[idx], 0.45)]
+        labels = [f"class_{int(k)}" for k in c]
+    elif KIND == "yolo":
         arr, s, px, py = letterbox(img, 640, 114)
         x = (arr / 255.0).transpose(2, 0, 1)[None]
         out = session.run(None, {inp.name: x})[0][0]  # [4+nc, N]
@@ -98,11 +131,19 @@ def detect(img, threshold):
     return res
 
 
-@app.post("/")
-async def handler(request: Request):
-    data = await request.json()
+def answer(data):
     img = Image.open(io.BytesIO(base64.b64decode(data["image"]))).convert("RGB")
     return JSONResponse(detect(img, float(data.get("threshold", 0.5))))
+
+
+if os.environ.get("HANDLER", "async") == "def":
+    @app.post("/")
+    def handler(data: dict = Body(...)):
+        return answer(data)
+else:
+    @app.post("/")
+    async def handler(request: Request):
+        return answer(await request.json())
 
 
 if __name__ == "__main__":

@@ -219,10 +219,12 @@ fn probe_times_a_model_on_each_backend_and_refuses_missing_cuda() {
         let sum: f64 = t
             .rsplit("output sum ")
             .next()
+            .and_then(|rest| rest.split(',').next())
             .unwrap()
             .trim()
             .parse()
             .unwrap();
+        assert!(t.contains("computed at "), "{t}");
         sums.push(sum);
     }
     // Same graph, same input, two backends: the same outputs.

@@ -12,8 +12,9 @@ use std::cell::RefCell;
 
 use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
-use model_sdk::image::{letterbox, InputSpec, Normalize};
+use model_sdk::image::{InputSpec, Normalize};
 use model_sdk::nn::{image_input, output_shaped, sigmoid, Model, Output};
+use model_sdk::pixels;
 
 model_sdk::world!("detector-model");
 
@@ -97,17 +98,17 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
         Ok(info)
     }
 
-    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+    fn detect(frame: &Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
         STATE.with(|s| {
             let guard = s.borrow();
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
             let (iw, ih) = (st.input.width, st.input.height);
-            let (tensor, lb) = letterbox(&frame.rgb, frame.width, frame.height, &st.input);
+            let (tensor, lb) = pixels::letterbox(frame, &st.input).map_err(Error::Failed)?;
             let outputs = st
                 .model
-                .run_f32(vec![(st.input_name.clone(), st.input.dims(), tensor)])
+                .run_tensors(vec![(st.input_name.clone(), tensor)])
                 .map_err(Error::Failed)?;
             let (regressors, scores) =
                 split_outputs(&outputs, st.anchors.len()).map_err(Error::Failed)?;
@@ -136,7 +137,7 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
                 };
                 candidates.push((b, kps));
             }
-            let (fw, fh) = (frame.width as f32, frame.height as f32);
+            let (fw, fh) = (frame.width() as f32, frame.height() as f32);
             Ok(weighted_nms(candidates, st.iou, st.max_detections)
                 .into_iter()
                 .filter_map(|(b, _kps)| {

@@ -19,8 +19,9 @@ use std::cell::RefCell;
 
 use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
-use model_sdk::image::{letterbox, InputSpec, Layout, Normalize};
+use model_sdk::image::{InputSpec, Layout, Normalize};
 use model_sdk::nn::{image_input, output_shaped, sigmoid, Model};
+use model_sdk::pixels;
 
 model_sdk::world!("detector-model");
 
@@ -94,10 +95,11 @@ impl Roi {
     }
 }
 
-/// The ROI resampled (bilinear) into the landmark model's input tensor.
-fn crop(frame: &Frame, roi: &Roi, input: &InputSpec) -> Vec<f32> {
+/// The ROI (rotated) resampled (bilinear) from the frame's pixels (`rgb`, `fw` x `fh`) into
+/// the landmark model's input tensor. A rotated crop is not one of the host's pixel
+/// primitives, so this stage reads the frame itself.
+fn crop(rgb: &[u8], (fw, fh): (usize, usize), roi: &Roi, input: &InputSpec) -> Vec<f32> {
     let (w, h) = (input.width as usize, input.height as usize);
-    let (fw, fh) = (frame.width as usize, frame.height as usize);
     let plane = w * h;
     let mut out = vec![0f32; plane * 3];
     for y in 0..h {
@@ -111,7 +113,7 @@ fn crop(frame: &Frame, roi: &Roi, input: &InputSpec) -> Vec<f32> {
             let (x1, y1) = ((x0 + 1).min(fw - 1), (y0 + 1).min(fh - 1));
             let (fx, fy) = (px - x0 as f32, py - y0 as f32);
             for c in 0..3 {
-                let p = |xx: usize, yy: usize| frame.rgb[(yy * fw + xx) * 3 + c] as f32;
+                let p = |xx: usize, yy: usize| rgb[(yy * fw + xx) * 3 + c] as f32;
                 let v = (p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx) * (1.0 - fy)
                     + (p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx) * fy;
                 let v = v * input.norm.mul + input.norm.add;
@@ -173,7 +175,7 @@ impl exports::cvat::model::detector::Guest for BlazePose {
         Ok(model_info(label))
     }
 
-    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+    fn detect(frame: &Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
         STATE.with(|s| {
             let guard = s.borrow();
             let st = guard
@@ -181,10 +183,10 @@ impl exports::cvat::model::detector::Guest for BlazePose {
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
             let name = |m: &Model| m.input().map(|i| i.name.clone()).map_err(Error::Failed);
             // Stage 1: people.
-            let (tensor, lb) = letterbox(&frame.rgb, frame.width, frame.height, &st.det_input);
+            let (tensor, lb) = pixels::letterbox(frame, &st.det_input).map_err(Error::Failed)?;
             let out = st
                 .detector
-                .run_f32(vec![(name(&st.detector)?, st.det_input.dims(), tensor)])
+                .run_tensors(vec![(name(&st.detector)?, tensor)])
                 .map_err(Error::Failed)?;
             let n = st.anchors.len();
             let (Some(reg), Some(scores)) = (output_shaped(&out, n, 12), output_shaped(&out, n, 1))
@@ -219,8 +221,11 @@ impl exports::cvat::model::detector::Guest for BlazePose {
                     kps,
                 ));
             }
-            // Stage 2: landmarks inside each person's rotated region.
+            // Stage 2: landmarks inside each person's rotated region (pixels read once, and
+            // only when someone was found).
             let mut people = Vec::new();
+            let mut rgb: Option<Vec<u8>> = None;
+            let size = (frame.width() as usize, frame.height() as usize);
             for (det, kps) in weighted_nms(candidates, 0.3, st.max_poses) {
                 let (x0, y0) = lb.to_original(kps[0], kps[1]);
                 let (x1, y1) = lb.to_original(kps[2], kps[3]);
@@ -235,7 +240,8 @@ impl exports::cvat::model::detector::Guest for BlazePose {
                 if roi.side < 4.0 {
                     continue;
                 }
-                let input = crop(&frame, &roi, &st.lm_input);
+                let rgb = rgb.get_or_insert_with(|| frame.rgb());
+                let input = crop(rgb, size, &roi, &st.lm_input);
                 let lm_out = st
                     .landmarks
                     .run_f32(vec![(name(&st.landmarks)?, st.lm_input.dims(), input)])
@@ -257,7 +263,7 @@ impl exports::cvat::model::detector::Guest for BlazePose {
                     continue;
                 }
                 let (lw, lh) = (st.lm_input.width as f32, st.lm_input.height as f32);
-                let (fw, fh) = (frame.width as f32, frame.height as f32);
+                let (fw, fh) = (frame.width() as f32, frame.height() as f32);
                 let elements = names::NAMES
                     .iter()
                     .enumerate()

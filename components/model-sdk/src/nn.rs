@@ -71,7 +71,7 @@ impl Model {
     /// Run the graph on inputs `(name, dims, data)` of the element types the graph declares;
     /// returns every output as f32 (u8 outputs are widened).
     pub fn run(&self, inputs: Vec<(String, Vec<u32>, Data)>) -> Result<Vec<Output>, String> {
-        let tensors = inputs
+        let tensors: Vec<(String, Tensor)> = inputs
             .into_iter()
             .map(|(name, dims, data)| {
                 let t = match data {
@@ -84,6 +84,12 @@ impl Model {
                 (name, t)
             })
             .collect();
+        self.run_tensors(tensors)
+    }
+
+    /// Run the graph on tensors already made (e.g. by [`crate::pixels`], in the host);
+    /// returns every output as f32 (u8 outputs are widened).
+    pub fn run_tensors(&self, tensors: Vec<(String, Tensor)>) -> Result<Vec<Output>, String> {
         let outputs = self
             .ctx
             .compute(tensors)

@@ -20,13 +20,16 @@ mod siam;
 use std::cell::RefCell;
 
 use model_sdk::b64;
+use model_sdk::bindings::cvat::model::pixels::{Channels, Filter, Layout, TensorSpec};
+use model_sdk::bindings::wasi::nn::tensor::TensorType;
 use model_sdk::config::Config;
 use model_sdk::nn::Model;
+use model_sdk::pixels;
 use serde::{Deserialize, Serialize};
 
 model_sdk::world!("tracker-model");
 
-use cvat::model::types::{Error, Frame, InstanceConfig, ModelInfo, ShapeType};
+use cvat::model::types::{Bbox, Error, Frame, InstanceConfig, ModelInfo, ShapeType};
 use exports::cvat::model::tracker::{TrackResult, TrackedShape};
 use siam::{Params, Target, EXEMPLAR, INSTANCE};
 
@@ -156,18 +159,24 @@ fn embed(
     out: u32,
     fill: [f32; 3],
 ) -> Result<model_sdk::nn::Output, Error> {
-    let crop = siam::subwindow(
-        &frame.rgb,
-        frame.width,
-        frame.height,
-        centre,
-        side,
-        out,
-        fill,
-    );
+    // The square `side` x `side` around the centre (SiamFC's sub-window), BGR bytes,
+    // pixels past the frame's edges in the fill colour: cropped and resized in the host.
+    let spec = TensorSpec {
+        width: out,
+        height: out,
+        layout: Layout::Nchw,
+        channels: Channels::Bgr,
+        element: TensorType::Fp32,
+        mean: (0.0, 0.0, 0.0),
+        scale: (1.0, 1.0, 1.0),
+        pad: (fill[0], fill[1], fill[2]),
+        filter: Filter::Bilinear,
+    };
+    let [x1, y1, x2, y2] = siam::window(centre, side);
+    let crop = pixels::crops(frame, &[Bbox { x1, y1, x2, y2 }], spec).map_err(Error::Failed)?;
     let name = l.backbone.input().map_err(Error::Failed)?.name.clone();
     l.backbone
-        .run_f32(vec![(name, vec![1, 3, out, out], crop)])
+        .run_tensors(vec![(name, crop)])
         .map_err(Error::Failed)?
         .into_iter()
         .next()
@@ -221,7 +230,7 @@ impl exports::cvat::model::tracker::Guest for NanoTrack {
         Ok(Self::describe(config))
     }
 
-    fn start(frame: Frame, shape: TrackedShape) -> Result<TrackResult, Error> {
+    fn start(frame: &Frame, shape: TrackedShape) -> Result<TrackResult, Error> {
         let [x1, y1, x2, y2] = match shape.points.as_slice() {
             [a, b, c, d] if [a, b, c, d].iter().all(|v| v.is_finite()) => [*a, *b, *c, *d],
             _ => {
@@ -246,9 +255,11 @@ impl exports::cvat::model::tracker::Guest for NanoTrack {
             let l = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("start before init".into()))?;
-            let fill = siam::mean_colour(&frame.rgb);
+            // The fill for crops past the frame's edges: the frame's mean colour, the one
+            // time this tracker reads the frame's pixels.
+            let fill = siam::mean_colour(&frame.rgb());
             let side = target.context_side(&l.params).round();
-            let z = embed(l, &frame, (target.cx, target.cy), side, EXEMPLAR, fill)?;
+            let z = embed(l, frame, (target.cx, target.cy), side, EXEMPLAR, fill)?;
             if z.data.len() != l.template_len {
                 return Err(Error::InvalidConfig(format!(
                     "the backbone embeds the template as {:?}, the head expects {} values",
@@ -263,7 +274,7 @@ impl exports::cvat::model::tracker::Guest for NanoTrack {
         })
     }
 
-    fn track(frame: Frame, state: String) -> Result<TrackResult, Error> {
+    fn track(frame: &Frame, state: String) -> Result<TrackResult, Error> {
         LOADED.with(|s| {
             let guard = s.borrow();
             let l = guard
@@ -274,7 +285,7 @@ impl exports::cvat::model::tracker::Guest for NanoTrack {
             let search_side = target.context_side(p) * INSTANCE as f32 / EXEMPLAR as f32;
             let x = embed(
                 l,
-                &frame,
+                frame,
                 (target.cx, target.cy),
                 search_side,
                 INSTANCE,
@@ -315,7 +326,7 @@ impl exports::cvat::model::tracker::Guest for NanoTrack {
                 )));
             }
             let (next, _score) = siam::step(&cls.data, &loc.data, n, &target, p);
-            let next = siam::clip(next, frame.width, frame.height);
+            let next = siam::clip(next, frame.width(), frame.height());
             Ok(TrackResult {
                 shape: Some(rectangle(&next)),
                 state: encode_state(&next, fill, &z_text)?,

@@ -1,5 +1,6 @@
 //! The Siamese tracking step of NanoTrack (SiamTrackers' `nanotrack_tracker.py`, the loop
-//! OpenCV's TrackerNano ports): square crops around the target with context, the head's
+//! OpenCV's TrackerNano ports): square windows around the target with context (cropped by
+//! the host), the head's
 //! scores and box offsets on a grid over the search crop, scale/ratio penalties, a cosine
 //! window and a smoothed size.
 
@@ -51,54 +52,15 @@ impl Target {
     }
 }
 
-/// Crop the `side` x `side` square centred on (`cx`, `cy`) from an RGB frame, pixels
-/// outside it filled with `fill` (RGB), resized bilinearly to `out` x `out`: NCHW float
-/// 0-255 in BGR order (the models were trained on OpenCV's BGR images).
-pub fn subwindow(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    (cx, cy): (f32, f32),
-    side: f32,
-    out: u32,
-    fill: [f32; 3],
-) -> Vec<f32> {
+/// The `side` x `side` square centred on (`cx`, `cy`) that SiamFC crops, in frame pixels
+/// `[x1, y1, x2, y2]`: the side rounded, the corner on a pixel (`floor(c - (side + 1) / 2 +
+/// 0.5)`). It may extend past the frame.
+pub fn window((cx, cy): (f32, f32), side: f32) -> [f32; 4] {
     let side = side.round().max(1.0);
     let c = (side + 1.0) / 2.0;
     let x0 = (cx - c + 0.5).floor();
     let y0 = (cy - c + 0.5).floor();
-    let (w, h) = (width as i64, height as i64);
-    let pixel = |x: i64, y: i64, ch: usize| -> f32 {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            fill[ch]
-        } else {
-            rgb[((y * w + x) * 3) as usize + ch] as f32
-        }
-    };
-    let n = out as usize;
-    let plane = n * n;
-    let mut t = vec![0f32; plane * 3];
-    let scale = side / out as f32;
-    for v in 0..n {
-        // Bilinear over the square's pixels (cv2.resize's half-pixel centres), clamped to
-        // the square, which may itself extend past the frame.
-        let fy = ((v as f32 + 0.5) * scale - 0.5).clamp(0.0, side - 1.0);
-        let (sy0, wy) = (fy.floor(), fy - fy.floor());
-        let sy1 = (sy0 + 1.0).min(side - 1.0);
-        for u in 0..n {
-            let fx = ((u as f32 + 0.5) * scale - 0.5).clamp(0.0, side - 1.0);
-            let (sx0, wx) = (fx.floor(), fx - fx.floor());
-            let sx1 = (sx0 + 1.0).min(side - 1.0);
-            let (ax, bx) = ((x0 + sx0) as i64, (x0 + sx1) as i64);
-            let (ay, by) = ((y0 + sy0) as i64, (y0 + sy1) as i64);
-            for (k, ch) in [2usize, 1, 0].into_iter().enumerate() {
-                let top = pixel(ax, ay, ch) * (1.0 - wx) + pixel(bx, ay, ch) * wx;
-                let bot = pixel(ax, by, ch) * (1.0 - wx) + pixel(bx, by, ch) * wx;
-                t[k * plane + v * n + u] = top * (1.0 - wy) + bot * wy;
-            }
-        }
-    }
-    t
+    [x0, y0, x0 + side, y0 + side]
 }
 
 /// The mean colour of a frame (RGB), which fills crops past its edges.
@@ -209,18 +171,10 @@ mod tests {
     }
 
     #[test]
-    fn subwindow_crops_resizes_swaps_channels_and_pads() {
-        // A 4x4 frame, red everywhere; a 4-pixel square centred at (0, 0) half outside.
-        let rgb: Vec<u8> = [200u8, 10, 20].repeat(16);
-        let t = subwindow(&rgb, 4, 4, (0.0, 0.0), 4.0, 4, [1.0, 2.0, 3.0]);
-        let plane = 16;
-        // Channel 0 is blue: outside pixels (top-left) hold the fill's blue.
-        assert_eq!(t[0], 3.0);
-        // Inside the frame (bottom-right of the crop): the frame's blue, green, red.
-        assert_eq!(
-            (t[15], t[plane + 15], t[2 * plane + 15]),
-            (20.0, 10.0, 200.0)
-        );
+    fn the_window_is_the_rounded_square_on_pixel_corners() {
+        assert_eq!(window((10.0, 20.0), 4.0), [8.0, 18.0, 12.0, 22.0]);
+        assert_eq!(window((10.3, 20.0), 4.6), [7.0, 17.0, 12.0, 22.0]);
+        assert_eq!(window((0.0, 0.0), 0.2), [-1.0, -1.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl exports::cvat::model::tracker::Guest for Tracker {
         Ok(Self::describe(config))
     }
 
-    fn start(frame: Frame, shape: TrackedShape) -> Result<TrackResult, Error> {
+    fn start(frame: &Frame, shape: TrackedShape) -> Result<TrackResult, Error> {
         let [x1, y1, x2, y2] = match shape.points.as_slice() {
             [a, b, c, d] => [*a, *b, *c, *d],
             _ => {
@@ -96,12 +96,14 @@ impl exports::cvat::model::tracker::Guest for Tracker {
                 "the box is smaller than 2x2 pixels".into(),
             ));
         }
-        let img = Gray::new(&frame.rgb, frame.width, frame.height);
+        // Grey pixels over the whole search window: this tracker reads the frame itself.
+        let rgb = frame.rgb();
+        let img = Gray::new(&rgb, frame.width(), frame.height());
         let tpl = ncc::patch(&img, bbox, 1.0);
         result(bbox, &ncc::quantize(&tpl), 0)
     }
 
-    fn track(frame: Frame, state: String) -> Result<TrackResult, Error> {
+    fn track(frame: &Frame, state: String) -> Result<TrackResult, Error> {
         let st: State = serde_json::from_str(&state)
             .map_err(|e| Error::InvalidInput(format!("tracker state: {e}")))?;
         let tpl = b64::decode(&st.tpl)
@@ -112,7 +114,9 @@ impl exports::cvat::model::tracker::Guest for Tracker {
             ));
         }
         let params = PARAMS.with(|p| *p.borrow());
-        let img = Gray::new(&frame.rgb, frame.width, frame.height);
+        // Grey pixels over the whole search window: this tracker reads the frame itself.
+        let rgb = frame.rgb();
+        let img = Gray::new(&rgb, frame.width(), frame.height());
         let tpl_f: Vec<f32> = tpl.iter().map(|&b| b as f32).collect();
         let found = ncc::search(&img, st.bbox, &tpl_f, &params, st.lost > 0);
         if found.score < params.lost_below {

@@ -8,9 +8,11 @@
 
 use std::cell::RefCell;
 
+use model_sdk::bindings::cvat::model::pixels::{Channels, Filter, Layout, TensorSpec};
+use model_sdk::bindings::wasi::nn::tensor::TensorType;
 use model_sdk::config::Config;
-use model_sdk::image::resample;
 use model_sdk::nn::Model;
+use model_sdk::pixels;
 
 model_sdk::world!("reid-model");
 
@@ -29,64 +31,76 @@ struct State {
     width: u32,
     height: u32,
     norm: Norm,
+    /// Whether the graph takes a batch of crops (dynamic first dimension).
+    batch: bool,
 }
 
 thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-/// Crop `b` (rounded to whole pixels, clamped to the frame) and stretch it to `w` x `h`
-/// with PIL's antialiased bilinear filter (how torchreid resizes), NCHW, normalised.
-fn crop_resize(f: &Frame, b: &Bbox, w: u32, h: u32, norm: Norm) -> Vec<f32> {
-    let (fw, fh) = (f.width, f.height);
-    let x1 = (b.x1.round().max(0.0) as u32).min(fw - 1);
-    let y1 = (b.y1.round().max(0.0) as u32).min(fh - 1);
-    let x2 = (b.x2.round().max(0.0) as u32).clamp(x1 + 1, fw);
-    let y2 = (b.y2.round().max(0.0) as u32).clamp(y1 + 1, fh);
-    let (cw, ch) = (x2 - x1, y2 - y1);
-    let mut crop = Vec::with_capacity((cw * ch * 3) as usize);
-    for y in y1..y2 {
-        let row = (y * fw + x1) as usize * 3;
-        crop.extend_from_slice(&f.rgb[row..row + cw as usize * 3]);
+/// The host's crop spec: the graph's input size, NCHW RGB f32, normalised as configured,
+/// resized with PIL's antialiased filter (how torchreid resizes).
+fn crop_spec(st: &State) -> TensorSpec {
+    let (mean, scale) = match st.norm {
+        Norm::Unit => ((0.0, 0.0, 0.0), (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0)),
+        Norm::Raw => ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+        Norm::Imagenet => (
+            (123.675, 116.28, 103.53),
+            (1.0 / 58.395, 1.0 / 57.12, 1.0 / 57.375),
+        ),
+    };
+    TensorSpec {
+        width: st.width,
+        height: st.height,
+        layout: Layout::Nchw,
+        channels: Channels::Rgb,
+        element: TensorType::Fp32,
+        mean,
+        scale,
+        pad: (0.0, 0.0, 0.0),
+        filter: Filter::Antialiased,
     }
-    let hwc = resample(&crop, cw, ch, w, h);
-    let plane = (w * h) as usize;
-    let mut out = vec![0f32; plane * 3];
-    for (i, px) in hwc.chunks_exact(3).enumerate() {
-        for (c, &v) in px.iter().enumerate() {
-            out[c * plane + i] = match norm {
-                Norm::Unit => v / 255.0,
-                Norm::Raw => v,
-                Norm::Imagenet => (v - [123.675, 116.28, 103.53][c]) / [58.395, 57.12, 57.375][c],
-            };
-        }
-    }
-    out
 }
 
+/// A box rounded to whole pixels and kept inside the frame (at least one pixel).
+fn region(b: &Bbox, fw: u32, fh: u32) -> Bbox {
+    let (fw, fh) = (fw as f32, fh as f32);
+    let x1 = b.x1.round().clamp(0.0, fw - 1.0);
+    let y1 = b.y1.round().clamp(0.0, fh - 1.0);
+    Bbox {
+        x1,
+        y1,
+        x2: b.x2.round().clamp(x1 + 1.0, fw),
+        y2: b.y2.round().clamp(y1 + 1.0, fh),
+    }
+}
+
+/// One unit-length embedding per box: the crops made in the host, in one batch when the
+/// graph's batch dimension is dynamic.
 fn embed(st: &State, f: &Frame, boxes: &[Bbox]) -> Result<Vec<Vec<f32>>, Error> {
-    boxes
+    let regions: Vec<Bbox> = boxes
         .iter()
-        .map(|b| {
-            let t = crop_resize(f, b, st.width, st.height, st.norm);
-            let out = st
-                .model
-                .run_f32(vec![(
-                    st.input_name.clone(),
-                    vec![1, 3, st.height, st.width],
-                    t,
-                )])
-                .map_err(Error::Failed)?;
-            let mut v = out
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::Failed("no output".into()))?
-                .data;
+        .map(|b| region(b, f.width(), f.height()))
+        .collect();
+    let per_run = if st.batch { regions.len().max(1) } else { 1 };
+    let mut out = Vec::with_capacity(regions.len());
+    for chunk in regions.chunks(per_run) {
+        let t = pixels::crops(f, chunk, crop_spec(st)).map_err(Error::Failed)?;
+        let first = st
+            .model
+            .run_tensors(vec![(st.input_name.clone(), t)])
+            .map_err(Error::Failed)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Failed("no output".into()))?;
+        let d = first.data.len() / chunk.len();
+        for v in first.data.chunks_exact(d.max(1)) {
             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= n);
-            Ok(v)
-        })
-        .collect()
+            out.push(v.iter().map(|x| x / n).collect());
+        }
+    }
+    Ok(out)
 }
 
 /// Greedy one-to-one matching of the closest pairs within both limits.
@@ -146,8 +160,8 @@ impl exports::cvat::model::reid::Guest for Reid {
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
         let input = model.input().map_err(Error::InvalidConfig)?;
-        let (height, width) = match input.dims.as_slice() {
-            [_, 3, h, w] if *h > 0 && *w > 0 => (*h as u32, *w as u32),
+        let (batch, height, width) = match input.dims.as_slice() {
+            [n, 3, h, w] if *h > 0 && *w > 0 => (*n < 0, *h as u32, *w as u32),
             d => {
                 return Err(Error::InvalidConfig(format!(
                     "input {d:?}: expected [1, 3, H, W]"
@@ -172,15 +186,16 @@ impl exports::cvat::model::reid::Guest for Reid {
                 width,
                 height,
                 norm,
+                batch,
             })
         });
         Ok(info())
     }
 
     fn match_boxes(
-        frame0: Frame,
+        frame0: &Frame,
         boxes0: Vec<Bbox>,
-        frame1: Frame,
+        frame1: &Frame,
         boxes1: Vec<Bbox>,
         threshold: Option<f32>,
         max_distance: Option<f32>,
@@ -190,8 +205,8 @@ impl exports::cvat::model::reid::Guest for Reid {
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("match before init".into()))?;
-            let e0 = embed(st, &frame0, &boxes0)?;
-            let e1 = embed(st, &frame1, &boxes1)?;
+            let e0 = embed(st, frame0, &boxes0)?;
+            let e1 = embed(st, frame1, &boxes1)?;
             Ok(match_greedy(
                 &e0,
                 &centres(&boxes0),

@@ -5,17 +5,20 @@
 //! `iou_predictions`).
 //!
 //! The frame is resized so its longest side is S (SAM's ResizeLongestSide), normalised
-//! with ImageNet mean/std and padded bottom-right. The embedding is computed once per
-//! frame and kept in a small cache keyed by the frame's content, so further clicks on the
-//! same frame only run the decoder.
+//! with ImageNet mean/std and padded bottom-right, by the host. The embedding is computed
+//! once per frame and kept in a small cache keyed by the frame's digest (a hash of its
+//! pixels, computed by the host), so further clicks on the same frame only run the decoder.
 //!
 //! Config keys: `encoder`, `decoder` (graphs, required), `cache_frames` (default 4),
 //! `mask_threshold` (logit threshold, default 0).
 
 use std::cell::RefCell;
 
+use model_sdk::bindings::cvat::model::pixels::{Channels, Filter, Fit, Layout, TensorSpec};
+use model_sdk::bindings::wasi::nn::tensor::TensorType;
 use model_sdk::config::Config;
 use model_sdk::nn::Model;
+use model_sdk::pixels;
 
 model_sdk::world!("interactor-model");
 
@@ -44,22 +47,6 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-/// FNV-1a over the frame's size and pixels: the cache key.
-fn frame_key(f: &Frame) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in f
-        .width
-        .to_le_bytes()
-        .iter()
-        .chain(&f.height.to_le_bytes())
-        .chain(&f.rgb)
-    {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
 /// SAM's ResizeLongestSide: the resized size and the per-axis coordinate factors.
 fn resized(w: u32, h: u32, size: u32) -> (u32, u32, f32, f32) {
     let scale = size as f32 / w.max(h) as f32;
@@ -75,30 +62,26 @@ fn resized(w: u32, h: u32, size: u32) -> (u32, u32, f32, f32) {
     )
 }
 
-/// Resize (bilinear), normalise, pad bottom-right with zeros: NCHW `[1, 3, size, size]`.
-fn preprocess(f: &Frame, size: u32) -> Vec<f32> {
-    let (nw, nh, _, _) = resized(f.width, f.height, size);
-    let (w, h, s) = (f.width as usize, f.height as usize, size as usize);
-    let plane = s * s;
-    let mut out = vec![0f32; plane * 3];
-    let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
-    for y in 0..nh as usize {
-        let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (h - 1) as f32);
-        let (y0, wy) = (fy as usize, fy.fract());
-        let y1 = (y0 + 1).min(h - 1);
-        for x in 0..nw as usize {
-            let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (w - 1) as f32);
-            let (x0, wx) = (fx as usize, fx.fract());
-            let x1 = (x0 + 1).min(w - 1);
-            for c in 0..3 {
-                let p = |xx: usize, yy: usize| f.rgb[(yy * w + xx) * 3 + c] as f32;
-                let v = (p(x0, y0) * (1.0 - wx) + p(x1, y0) * wx) * (1.0 - wy)
-                    + (p(x0, y1) * (1.0 - wx) + p(x1, y1) * wx) * wy;
-                out[c * plane + y * s + x] = (v - MEAN[c]) / STD[c];
-            }
-        }
-    }
-    out
+/// The encoder's input, made in the host: the frame resized so its longest side is `size`
+/// (bilinear), in the top-left corner, normalised with SAM's mean and std; the padding is the
+/// mean, so it normalises to 0.
+fn encoder_input(
+    f: &Frame,
+    size: u32,
+) -> Result<model_sdk::bindings::wasi::nn::tensor::Tensor, Error> {
+    let spec = TensorSpec {
+        width: size,
+        height: size,
+        layout: Layout::Nchw,
+        channels: Channels::Rgb,
+        element: TensorType::Fp32,
+        mean: (MEAN[0], MEAN[1], MEAN[2]),
+        scale: (1.0 / STD[0], 1.0 / STD[1], 1.0 / STD[2]),
+        pad: (MEAN[0], MEAN[1], MEAN[2]),
+        filter: Filter::Bilinear,
+    };
+    let (tensor, _) = pixels::fit(f, Fit::LetterboxTopLeft, spec).map_err(Error::Failed)?;
+    Ok(tensor)
 }
 
 fn info() -> ModelInfo {
@@ -147,7 +130,7 @@ impl exports::cvat::model::interactor::Guest for Sam {
         Ok(info())
     }
 
-    fn interact(frame: Frame, prompt: Prompt) -> Result<Vec<Proposal>, Error> {
+    fn interact(frame: &Frame, prompt: Prompt) -> Result<Vec<Proposal>, Error> {
         if prompt.positive.is_empty() && prompt.bbox.is_none() {
             return Err(Error::InvalidInput(
                 "give at least one positive point or a box".into(),
@@ -158,16 +141,16 @@ impl exports::cvat::model::interactor::Guest for Sam {
             let st = guard
                 .as_mut()
                 .ok_or_else(|| Error::Failed("interact before init".into()))?;
-            let key = frame_key(&frame);
+            let key = frame.digest();
             if let Some(pos) = st.cache.iter().position(|e| e.key == key) {
                 let hit = st.cache.remove(pos);
                 st.cache.push(hit);
             } else {
                 let enc_in = st.encoder.input().map_err(Error::Failed)?.name.clone();
-                let tensor = preprocess(&frame, st.size);
+                let tensor = encoder_input(frame, st.size)?;
                 let out = st
                     .encoder
-                    .run_f32(vec![(enc_in, vec![1, 3, st.size, st.size], tensor)])
+                    .run_tensors(vec![(enc_in, tensor)])
                     .map_err(Error::Failed)?;
                 let first = out
                     .into_iter()
@@ -184,7 +167,7 @@ impl exports::cvat::model::interactor::Guest for Sam {
                 });
             }
             let emb = st.cache.last().expect("just inserted or moved");
-            decode(st, emb, &frame, &prompt)
+            decode(st, emb, frame, &prompt)
         })
     }
 }
@@ -195,7 +178,7 @@ fn decode(
     frame: &Frame,
     prompt: &Prompt,
 ) -> Result<Vec<Proposal>, Error> {
-    let (_, _, fx, fy) = resized(frame.width, frame.height, st.size);
+    let (_, _, fx, fy) = resized(frame.width(), frame.height(), st.size);
     let mut coords = Vec::new();
     let mut labels = Vec::new();
     for p in &prompt.positive {
@@ -226,7 +209,7 @@ fn decode(
             "point_labels" => (vec![1, n], labels.clone()),
             "mask_input" => (vec![1, 1, 256, 256], vec![0.0; 256 * 256]),
             "has_mask_input" => (vec![1], vec![0.0]),
-            "orig_im_size" => (vec![2], vec![frame.height as f32, frame.width as f32]),
+            "orig_im_size" => (vec![2], vec![frame.height() as f32, frame.width() as f32]),
             other => {
                 return Err(Error::InvalidConfig(format!(
                     "decoder input `{other}` is not part of SAM's interface"
@@ -242,7 +225,7 @@ fn decode(
         .or(outputs.first())
         .ok_or_else(|| Error::Failed("no masks".into()))?;
     let ious = outputs.iter().find(|o| o.name == "iou_predictions");
-    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
     let per_mask = w * h;
     if masks.dims.len() != 4 || masks.dims[2] as usize != h || masks.dims[3] as usize != w {
         return Err(Error::Failed(format!(

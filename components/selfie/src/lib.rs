@@ -9,8 +9,9 @@
 use std::cell::RefCell;
 
 use model_sdk::config::Config;
-use model_sdk::image::{letterbox, InputSpec, Letterbox, Normalize};
+use model_sdk::image::{InputSpec, Letterbox, Normalize};
 use model_sdk::nn::{image_input, Model};
+use model_sdk::pixels;
 
 model_sdk::world!("detector-model");
 
@@ -135,16 +136,16 @@ impl exports::cvat::model::detector::Guest for Selfie {
         Ok(model_info(label))
     }
 
-    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+    fn detect(frame: &Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
         STATE.with(|s| {
             let guard = s.borrow();
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
-            let (tensor, lb) = letterbox(&frame.rgb, frame.width, frame.height, &st.input);
+            let (tensor, lb) = pixels::letterbox(frame, &st.input).map_err(Error::Failed)?;
             let outputs = st
                 .model
-                .run_f32(vec![(st.input_name.clone(), st.input.dims(), tensor)])
+                .run_tensors(vec![(st.input_name.clone(), tensor)])
                 .map_err(Error::Failed)?;
             let out = outputs
                 .first()
@@ -164,7 +165,7 @@ impl exports::cvat::model::detector::Guest for Selfie {
                 mw,
                 mh,
                 &lb,
-                (frame.width, frame.height),
+                (frame.width(), frame.height()),
                 threshold,
             )
             .map(|(mask, confidence)| Detection {

@@ -16,9 +16,11 @@
 
 use std::cell::RefCell;
 
+use model_sdk::bindings::cvat::model::pixels::{Filter, Fit};
 use model_sdk::config::Config;
-use model_sdk::image::{resize, InputSpec, Normalize};
-use model_sdk::nn::{image_input, Data, Model};
+use model_sdk::image::{InputSpec, Normalize};
+use model_sdk::nn::{image_input, Model};
+use model_sdk::pixels;
 
 model_sdk::world!("detector-model");
 
@@ -108,21 +110,23 @@ impl exports::cvat::model::detector::Guest for Ssd {
         Ok(info)
     }
 
-    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+    fn detect(frame: &Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
         STATE.with(|s| {
             let guard = s.borrow();
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
-            let pixels = resize(&frame.rgb, frame.width, frame.height, &st.input);
-            let data = if st.bytes {
-                Data::U8(pixels.iter().map(|&v| v.round() as u8).collect())
+            // Stretched to the input, bytes for a quantised model, in the host.
+            let element = if st.bytes {
+                TensorType::U8
             } else {
-                Data::F32(pixels)
+                TensorType::Fp32
             };
+            let spec = pixels::spec(&st.input, element, Filter::Bilinear);
+            let (tensor, _) = pixels::fit(frame, Fit::Stretch, spec).map_err(Error::Failed)?;
             let outputs = st
                 .model
-                .run(vec![(st.input_name.clone(), st.input.dims(), data)])
+                .run_tensors(vec![(st.input_name.clone(), tensor)])
                 .map_err(Error::Failed)?;
             let [boxes, classes, scores, count] = &outputs[..] else {
                 return Err(Error::Failed(format!(
@@ -135,7 +139,7 @@ impl exports::cvat::model::detector::Guest for Ssd {
                 .min(classes.data.len())
                 .min(boxes.data.len() / 4);
             let threshold = threshold.unwrap_or(st.threshold);
-            let (fw, fh) = (frame.width as f32, frame.height as f32);
+            let (fw, fh) = (frame.width() as f32, frame.height() as f32);
             let mut result = Vec::new();
             for i in 0..n {
                 let score = scores.data[i];

@@ -29,8 +29,9 @@ use std::cell::RefCell;
 use model_sdk::bindings::cvat::model::graphs::{self, GraphSignature};
 use model_sdk::boxes::nms;
 use model_sdk::config::Config;
-use model_sdk::image::{letterbox, InputSpec, Letterbox, Normalize};
+use model_sdk::image::{InputSpec, Letterbox, Normalize};
 use model_sdk::nn::{image_input, Model, Output};
+use model_sdk::pixels;
 
 model_sdk::world!("detector-model");
 
@@ -306,16 +307,16 @@ impl exports::cvat::model::detector::Guest for Yolo {
         Ok(info)
     }
 
-    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+    fn detect(frame: &Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
         STATE.with(|s| {
             let guard = s.borrow();
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
-            let (tensor, lb) = letterbox(&frame.rgb, frame.width, frame.height, &st.input);
+            let (tensor, lb) = pixels::letterbox(frame, &st.input).map_err(Error::Failed)?;
             let outputs = st
                 .model
-                .run_f32(vec![(st.input_name.clone(), st.input.dims(), tensor)])
+                .run_tensors(vec![(st.input_name.clone(), tensor)])
                 .map_err(Error::Failed)?;
             let out = outputs
                 .first()
@@ -327,7 +328,8 @@ impl exports::cvat::model::detector::Guest for Yolo {
             let candidates = format
                 .decode(&out.data, &out.dims, threshold)
                 .map_err(Error::Failed)?;
-            let (fw, fh) = (frame.width as f32, frame.height as f32);
+            let (width, height) = (frame.width(), frame.height());
+            let (fw, fh) = (width as f32, height as f32);
             let mut result = Vec::new();
             for (b, index) in nms(candidates, st.iou, st.max_detections) {
                 let (x1, y1) = lb.to_original(b.x1, b.y1);
@@ -359,7 +361,7 @@ impl exports::cvat::model::detector::Guest for Yolo {
                             &lb,
                             &st.input,
                             [x1, y1, x2, y2],
-                            (frame.width, frame.height),
+                            (width, height),
                         ) else {
                             continue;
                         };

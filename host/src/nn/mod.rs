@@ -1,5 +1,7 @@
 //! The host side of `wasi:nn` (graphs, tensors, inference, errors) and of
-//! `cvat:model/graphs`, backed by ONNX Runtime (CPU or CUDA) or OpenVINO (CPU).
+//! `cvat:model/graphs`, backed by ONNX Runtime (CPU or CUDA) or OpenVINO (CPU), and of the
+//! request frames and the `cvat:model/pixels` imports that turn them into tensors
+//! ([`pixels`]).
 //! [`graph`] holds what the backends share; [`onnx`] and [`openvino`] implement it.
 //!
 //! Each model instance gets its own [`NnCtx`]: a registry that maps graph names (config keys)
@@ -11,6 +13,7 @@ pub mod graph;
 pub mod onnx;
 pub mod onnx_meta;
 pub mod openvino;
+pub mod pixels;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -32,12 +35,15 @@ pub mod bindings {
             "wasi:nn/tensor.tensor": super::tensor::HostTensor,
             "wasi:nn/inference.graph-execution-context": super::ExecContext,
             "wasi:nn/errors.error": super::NnError,
+            "cvat:model/types.frame": super::pixels::Frame,
         },
         imports: { default: trappable },
     });
 }
 
 use bindings::cvat::model::graphs as wit_graphs;
+use bindings::cvat::model::pixels as wit_pixels;
+use bindings::cvat::model::types as wit_types;
 use bindings::wasi::nn::{errors, graph as wit_graph, inference, tensor as wit_tensor};
 
 /// A loaded graph as the guest holds it.
@@ -448,5 +454,134 @@ impl wit_graphs::Host for NnHost<'_> {
             outputs: s.outputs.iter().map(conv).collect(),
             metadata: s.metadata,
         }))
+    }
+}
+
+impl wit_types::Host for NnHost<'_> {}
+
+impl wit_types::HostFrame for NnHost<'_> {
+    fn width(&mut self, f: Resource<pixels::Frame>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&f)?.width)
+    }
+
+    fn height(&mut self, f: Resource<pixels::Frame>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&f)?.height)
+    }
+
+    fn rgb(&mut self, f: Resource<pixels::Frame>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&f)?.rgb.clone())
+    }
+
+    fn digest(&mut self, f: Resource<pixels::Frame>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&f)?.digest())
+    }
+
+    fn drop(&mut self, f: Resource<pixels::Frame>) -> wasmtime::Result<()> {
+        self.table.delete(f)?;
+        Ok(())
+    }
+}
+
+fn pixel_spec(s: &wit_pixels::TensorSpec) -> Result<pixels::Spec, String> {
+    let bytes = match s.element {
+        wit_tensor::TensorType::Fp32 => false,
+        wit_tensor::TensorType::U8 => true,
+        other => {
+            return Err(format!(
+                "tensor-spec: element {other:?}: expected fp32 or u8"
+            ))
+        }
+    };
+    let spec = pixels::Spec {
+        width: s.width,
+        height: s.height,
+        nchw: s.layout == wit_pixels::Layout::Nchw,
+        bgr: s.channels == wit_pixels::Channels::Bgr,
+        bytes,
+        mean: [s.mean.0, s.mean.1, s.mean.2],
+        scale: [s.scale.0, s.scale.1, s.scale.2],
+        pad: [s.pad.0, s.pad.1, s.pad.2],
+        antialias: s.filter == wit_pixels::Filter::Antialiased,
+    };
+    let numbers = spec.mean.iter().chain(&spec.scale).chain(&spec.pad);
+    if !numbers.into_iter().all(|v| v.is_finite()) {
+        return Err("tensor-spec: mean, scale and pad must be finite".into());
+    }
+    Ok(spec)
+}
+
+impl NnHost<'_> {
+    /// Count a tensor the host made for the component against the instance's limits, and
+    /// hand it over.
+    fn push_tensor(
+        &mut self,
+        t: HostTensor,
+    ) -> wasmtime::Result<Result<Resource<HostTensor>, String>> {
+        if self.ctx.live_bytes + t.data.len() > self.ctx.limits.max_live_bytes {
+            return Ok(Err(format!(
+                "the instance's tensors would hold more than {} bytes",
+                self.ctx.limits.max_live_bytes
+            )));
+        }
+        self.ctx.live_bytes += t.data.len();
+        Ok(Ok(self.table.push(t)?))
+    }
+}
+
+impl wit_pixels::Host for NnHost<'_> {
+    fn fit_frame(
+        &mut self,
+        frame: Resource<pixels::Frame>,
+        fit: wit_pixels::Fit,
+        spec: wit_pixels::TensorSpec,
+    ) -> wasmtime::Result<Result<(Resource<HostTensor>, wit_pixels::Mapping), String>> {
+        let spec = match pixel_spec(&spec) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let fit = match fit {
+            wit_pixels::Fit::LetterboxCentre => pixels::Fit::LetterboxCentre,
+            wit_pixels::Fit::LetterboxTopLeft => pixels::Fit::LetterboxTopLeft,
+            wit_pixels::Fit::Stretch => pixels::Fit::Stretch,
+        };
+        let max = self.ctx.limits.max_tensor_bytes;
+        let made = pixels::fit(self.table.get(&frame)?, fit, &spec, max);
+        let (tensor, m) = match made {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mapping = wit_pixels::Mapping {
+            scale_x: m.scale_x,
+            scale_y: m.scale_y,
+            offset_x: m.offset_x,
+            offset_y: m.offset_y,
+        };
+        Ok(self.push_tensor(tensor)?.map(|t| (t, mapping)))
+    }
+
+    fn crop_frame(
+        &mut self,
+        frame: Resource<pixels::Frame>,
+        regions: Vec<wit_types::Bbox>,
+        spec: wit_pixels::TensorSpec,
+    ) -> wasmtime::Result<Result<Resource<HostTensor>, String>> {
+        let spec = match pixel_spec(&spec) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let regions: Vec<pixels::Region> = regions
+            .iter()
+            .map(|b| pixels::Region {
+                x1: b.x1,
+                y1: b.y1,
+                x2: b.x2,
+                y2: b.y2,
+            })
+            .collect();
+        let max = self.ctx.limits.max_tensor_bytes;
+        match pixels::crops(self.table.get(&frame)?, &regions, &spec, max) {
+            Ok(t) => self.push_tensor(t),
+            Err(e) => Ok(Err(e)),
+        }
     }
 }

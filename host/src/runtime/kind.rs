@@ -35,7 +35,7 @@ impl fmt::Display for Kind {
 
 /// The version of the `cvat:model` package (wit/cvat-model.wit) this host implements.
 /// Components built against another version are refused with a rebuild hint.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// The kind a component binary exports. Fails when it is not a component or exports no
 /// (or more than one) `cvat:model` kind interface.

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Resource};
 use wasmtime::Store;
 
 use super::kind::Kind;
@@ -17,55 +17,32 @@ use crate::cvat::labels::{AttributeSpec, LabelSpec, ModelInfo, ShapeType};
 use crate::nn::SessionOptions;
 use crate::nn::{NnCtx, NnLimits};
 
-/// Bindings per kind. The detector world generates the shared `cvat:model/types`; the
-/// other worlds reuse them, so one set of Rust types serves every kind.
+/// Bindings per kind. The imports every kind shares (`cvat:model/types`, `graphs`, `pixels`,
+/// `wasi:nn`) come from [`crate::nn::bindings`], so one set of Rust types serves every kind.
 mod bindings {
-    pub mod detector {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "cvat:model/detector-model",
-            with: {
-                "wasi:nn": crate::nn::bindings::wasi::nn,
-                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
-            },
-        });
+    macro_rules! kind {
+        ($module:ident, $world:literal) => {
+            pub mod $module {
+                wasmtime::component::bindgen!({
+                    path: "../wit",
+                    world: $world,
+                    with: {
+                        "wasi:nn": crate::nn::bindings::wasi::nn,
+                        "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
+                        "cvat:model/types": crate::nn::bindings::cvat::model::types,
+                        "cvat:model/pixels": crate::nn::bindings::cvat::model::pixels,
+                    },
+                });
+            }
+        };
     }
-    pub mod tracker {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "cvat:model/tracker-model",
-            with: {
-                "wasi:nn": crate::nn::bindings::wasi::nn,
-                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
-                "cvat:model/types": super::detector::cvat::model::types,
-            },
-        });
-    }
-    pub mod interactor {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "cvat:model/interactor-model",
-            with: {
-                "wasi:nn": crate::nn::bindings::wasi::nn,
-                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
-                "cvat:model/types": super::detector::cvat::model::types,
-            },
-        });
-    }
-    pub mod reid {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "cvat:model/reid-model",
-            with: {
-                "wasi:nn": crate::nn::bindings::wasi::nn,
-                "cvat:model/graphs": crate::nn::bindings::cvat::model::graphs,
-                "cvat:model/types": super::detector::cvat::model::types,
-            },
-        });
-    }
+    kind!(detector, "cvat:model/detector-model");
+    kind!(tracker, "cvat:model/tracker-model");
+    kind!(interactor, "cvat:model/interactor-model");
+    kind!(reid, "cvat:model/reid-model");
 }
 
-use bindings::detector::cvat::model::types as wit;
+use crate::nn::bindings::cvat::model::types as wit;
 use bindings::detector::DetectorModel;
 use bindings::interactor::InteractorModel;
 use bindings::reid::ReidModel;
@@ -78,13 +55,7 @@ pub use bindings::tracker::exports::cvat::model::tracker::{TrackResult, TrackedS
 /// Boxes and points.
 pub use wit::{Attribute, Bbox, Element, Point, ShapeType as WitShapeType};
 
-/// A decoded RGB8 frame.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    pub width: u32,
-    pub height: u32,
-    pub rgb: Vec<u8>,
-}
+pub use crate::nn::pixels::Frame;
 
 /// One detection in host terms (see `wit/cvat-model.wit`, record `detection`).
 pub type Detection = wit::Detection;
@@ -124,10 +95,16 @@ macro_rules! on_kind {
     };
 }
 
+/// One call of a tracker request: start a track from a shape, or continue one from its state.
+pub enum TrackCall {
+    Start(TrackedShape),
+    Continue(String),
+}
+
 /// An instantiated, initialised component.
 pub struct Loaded {
     store: Store<StoreState>,
-    exports: Exports,
+    exports: std::sync::Arc<Exports>,
     pub kind: Kind,
     pub info: ModelInfo,
     deadline: Duration,
@@ -213,7 +190,7 @@ impl Loaded {
             .map_err(|e| format!("instantiating: {e:#}"))?;
         let mut loaded = Self {
             store,
-            exports,
+            exports: std::sync::Arc::new(exports),
             kind,
             info: ModelInfo {
                 labels: vec![],
@@ -266,7 +243,7 @@ impl Loaded {
 
     fn init(&mut self, config: wit::InstanceConfig) -> Result<ModelInfo, CallError> {
         self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = on_kind!(&self.exports, &mut self.store, call_init(&config));
+        let result = on_kind!(&*self.exports, &mut self.store, call_init(&config));
         let info = self.finish(result)?;
         Ok(model_info(info))
     }
@@ -278,49 +255,67 @@ impl Loaded {
         ))
     }
 
-    /// Start tracking `shape` on `frame`.
-    pub fn track_start(
+    /// Lend `frame` to the component for the calls `f` makes with its handle, then take it
+    /// back.
+    fn with_frame<T>(
         &mut self,
-        frame: &Frame,
-        shape: &TrackedShape,
-    ) -> Result<TrackResult, CallError> {
-        let Exports::Tracker(m) = &self.exports else {
-            return Err(self.wrong_kind(Kind::Tracker));
-        };
-        self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = m
-            .cvat_model_tracker()
-            .call_start(&mut self.store, &wit_frame(frame), shape);
-        self.finish(result)
+        frame: Frame,
+        f: impl FnOnce(&mut Self, &Resource<Frame>) -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
+        let lent = self
+            .store
+            .data_mut()
+            .lend_frame(frame)
+            .map_err(|e| CallError::Failed(format!("lending the frame: {e}")))?;
+        let result = f(self, &lent);
+        self.store.data_mut().take_frame(lent);
+        result
     }
 
-    /// Follow an object into `frame` from its `state`.
-    pub fn track(&mut self, frame: &Frame, state: &str) -> Result<TrackResult, CallError> {
-        let Exports::Tracker(m) = &self.exports else {
+    /// The calls of one tracker request on its frame: each starts a track or continues one.
+    pub fn track(
+        &mut self,
+        frame: Frame,
+        calls: &[TrackCall],
+    ) -> Result<Vec<TrackResult>, CallError> {
+        let exports = self.exports.clone();
+        let Exports::Tracker(m) = &*exports else {
             return Err(self.wrong_kind(Kind::Tracker));
         };
-        self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = m
-            .cvat_model_tracker()
-            .call_track(&mut self.store, &wit_frame(frame), state);
-        self.finish(result)
+        self.with_frame(frame, |this, f| {
+            calls
+                .iter()
+                .map(|call| {
+                    this.store.set_epoch_deadline(ticks(this.deadline));
+                    let t = m.cvat_model_tracker();
+                    let borrowed = Resource::new_borrow(f.rep());
+                    let result = match call {
+                        TrackCall::Start(shape) => t.call_start(&mut this.store, borrowed, shape),
+                        TrackCall::Continue(state) => {
+                            t.call_track(&mut this.store, borrowed, state)
+                        }
+                    };
+                    this.finish(result)
+                })
+                .collect()
+        })
     }
 
     /// Segment the object the prompt points at.
     pub fn interact(&mut self, frame: Frame, prompt: &Prompt) -> Result<Vec<Proposal>, CallError> {
-        let Exports::Interactor(m) = &self.exports else {
+        let exports = self.exports.clone();
+        let Exports::Interactor(m) = &*exports else {
             return Err(self.wrong_kind(Kind::Interactor));
         };
-        let frame = wit::Frame {
-            width: frame.width,
-            height: frame.height,
-            rgb: frame.rgb,
-        };
-        self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = m
-            .cvat_model_interactor()
-            .call_interact(&mut self.store, &frame, prompt);
-        self.finish(result)
+        self.with_frame(frame, |this, f| {
+            this.store.set_epoch_deadline(ticks(this.deadline));
+            let result = m.cvat_model_interactor().call_interact(
+                &mut this.store,
+                Resource::new_borrow(f.rep()),
+                prompt,
+            );
+            this.finish(result)
+        })
     }
 
     /// Match `boxes0` on `frame0` to `boxes1` on `frame1`.
@@ -331,51 +326,47 @@ impl Loaded {
         threshold: Option<f32>,
         max_distance: Option<f32>,
     ) -> Result<Vec<i32>, CallError> {
-        let Exports::Reid(m) = &self.exports else {
+        let exports = self.exports.clone();
+        let Exports::Reid(m) = &*exports else {
             return Err(self.wrong_kind(Kind::Reid));
         };
         let (f0, f1) = frames;
-        let f0 = wit::Frame {
-            width: f0.width,
-            height: f0.height,
-            rgb: f0.rgb,
-        };
-        let f1 = wit::Frame {
-            width: f1.width,
-            height: f1.height,
-            rgb: f1.rgb,
-        };
-        self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = m.cvat_model_reid().call_match_boxes(
-            &mut self.store,
-            &f0,
-            boxes.0,
-            &f1,
-            boxes.1,
-            threshold,
-            max_distance,
-        );
-        self.finish(result)
+        self.with_frame(f0, |this, f0| {
+            this.with_frame(f1, |this, f1| {
+                this.store.set_epoch_deadline(ticks(this.deadline));
+                let result = m.cvat_model_reid().call_match_boxes(
+                    &mut this.store,
+                    Resource::new_borrow(f0.rep()),
+                    boxes.0,
+                    Resource::new_borrow(f1.rep()),
+                    boxes.1,
+                    threshold,
+                    max_distance,
+                );
+                this.finish(result)
+            })
+        })
     }
 
-    /// Run the detector on `frame` (moved: a 1080p frame is 6 MB not worth copying).
+    /// Run the detector on `frame`.
     pub fn detect(
         &mut self,
         frame: Frame,
         threshold: Option<f32>,
     ) -> Result<Vec<Detection>, CallError> {
-        let Exports::Detector(d) = &self.exports else {
+        let exports = self.exports.clone();
+        let Exports::Detector(d) = &*exports else {
             return Err(self.wrong_kind(Kind::Detector));
         };
-        let d = d.cvat_model_detector();
-        let frame = wit::Frame {
-            width: frame.width,
-            height: frame.height,
-            rgb: frame.rgb,
-        };
-        self.store.set_epoch_deadline(ticks(self.deadline));
-        let result = d.call_detect(&mut self.store, &frame, threshold);
-        self.finish(result)
+        self.with_frame(frame, |this, f| {
+            this.store.set_epoch_deadline(ticks(this.deadline));
+            let result = d.cvat_model_detector().call_detect(
+                &mut this.store,
+                Resource::new_borrow(f.rep()),
+                threshold,
+            );
+            this.finish(result)
+        })
     }
 
     /// Turn a call's outcome into a [`CallError`], logging what the component printed.
@@ -401,15 +392,6 @@ impl Loaded {
                 &printed,
             ))),
         }
-    }
-}
-
-/// A frame for a call that keeps the host's copy (trackers see the frame once per shape).
-fn wit_frame(frame: &Frame) -> wit::Frame {
-    wit::Frame {
-        width: frame.width,
-        height: frame.height,
-        rgb: frame.rgb.clone(),
     }
 }
 

@@ -44,9 +44,8 @@ impl Runtime {
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // wasi:nn and cvat:model's imports (types with its frame resource, graphs, pixels).
         crate::nn::add_to_linker(&mut linker)?;
-        // `cvat:model/types` holds only types; components import it as an empty instance.
-        linker.instance(&format!("cvat:model/types@{}", kind::CONTRACT_VERSION))?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = stop.clone();

@@ -97,6 +97,20 @@ impl StoreState {
         }
     }
 
+    /// Hand a request's frame to the component's table for a call; [`StoreState::take_frame`]
+    /// removes it afterwards.
+    pub fn lend_frame(
+        &mut self,
+        frame: crate::nn::pixels::Frame,
+    ) -> wasmtime::Result<wasmtime::component::Resource<crate::nn::pixels::Frame>> {
+        Ok(self.table.push(frame)?)
+    }
+
+    /// Remove a lent frame (the component only ever borrowed it).
+    pub fn take_frame(&mut self, frame: wasmtime::component::Resource<crate::nn::pixels::Frame>) {
+        let _ = self.table.delete(frame);
+    }
+
     /// The instance's loaded graphs and what runs them.
     pub fn graph_states(&self) -> Vec<crate::nn::GraphState> {
         self.nn.graph_states()

@@ -25,7 +25,7 @@ use crate::cvat::payload::{
 use crate::instance::{Instance, Status};
 use crate::metrics::{InstanceMetrics, Stage};
 use crate::runtime::kind::Kind;
-use crate::runtime::loaded::{Bbox, Frame, Point, Prompt, TrackedShape, WitShapeType};
+use crate::runtime::loaded::{Bbox, Frame, Point, Prompt, TrackCall, TrackedShape, WitShapeType};
 use crate::serve::api_error::ApiError;
 
 /// The instance a port serves now; swapped when its config changes, so requests in
@@ -346,19 +346,17 @@ async fn track(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Resp
     let items = req.items;
     let results = inst
         .call(admission, &app.runtime, &app.settings, move |m| {
-            items
-                .iter()
+            let calls: Vec<TrackCall> = items
+                .into_iter()
                 .map(|item| match item {
-                    TrackItem::Start(b) => m.track_start(
-                        &frame,
-                        &TrackedShape {
-                            shape: WitShapeType::Rectangle,
-                            points: b.to_vec(),
-                        },
-                    ),
-                    TrackItem::Continue(state) => m.track(&frame, state),
+                    TrackItem::Start(b) => TrackCall::Start(TrackedShape {
+                        shape: WitShapeType::Rectangle,
+                        points: b.to_vec(),
+                    }),
+                    TrackItem::Continue(state) => TrackCall::Continue(state),
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect();
+            m.track(frame, &calls)
         })
         .await?;
     let mut shapes = Vec::with_capacity(results.len());

@@ -68,7 +68,7 @@ impl exports::cvat::model::detector::Guest for Hostile {
         })
     }
 
-    fn detect(frame: Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
+    fn detect(frame: &Frame, threshold: Option<f32>) -> Result<Vec<Detection>, Error> {
         let pick = threshold.map(|t| (t * 100.0).round() as u32);
         match pick {
             Some(91) => panic!("hostile: asked to panic"),
@@ -127,14 +127,14 @@ impl exports::cvat::model::detector::Guest for Hostile {
                     black_box(start);
                 }
             }
-            Some(90) => return Ok(echo(&frame)),
+            Some(90) => return Ok(echo(frame)),
             _ => {}
         }
         Ok(vec![Detection {
             label: "ok".into(),
             confidence: 1.0,
             shape: ShapeType::Rectangle,
-            points: vec![0.0, 0.0, frame.width as f32, frame.height as f32],
+            points: vec![0.0, 0.0, frame.width() as f32, frame.height() as f32],
             mask: None,
             rotation: None,
             attributes: vec![],
@@ -145,7 +145,7 @@ impl exports::cvat::model::detector::Guest for Hostile {
 
 /// Shapes that describe the frame `detect` received, for the frame-scaling tests.
 fn echo(frame: &Frame) -> Vec<Detection> {
-    let (w, h) = (frame.width, frame.height);
+    let (w, h) = (frame.width(), frame.height());
     let shape = |shape, points: Vec<f32>| Detection {
         label: "echo".into(),
         confidence: 1.0,
