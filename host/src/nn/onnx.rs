@@ -7,10 +7,10 @@ use std::sync::Mutex;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::tensor::TensorElementType;
-use ort::value::{Tensor as OrtTensor, ValueType};
+use ort::value::{Tensor as OrtTensor, TensorRef, ValueType};
 
 use super::graph::{Backend, Device, Graph, SessionOptions, Signature, TensorInfo};
-use super::tensor::{ElementType, HostTensor};
+use super::tensor::{as_f32, le_bytes, ElementType, HostTensor};
 
 /// A loaded ONNX model. The session is dropped (and its memory released) with this value.
 pub struct OnnxGraph {
@@ -76,7 +76,10 @@ impl OnnxGraph {
             .with_optimization_level(GraphOptimizationLevel::Level3)?
             .with_intra_threads(options.intra_threads.max(1))?
             .with_inter_threads(1)?
-            .with_intra_op_spinning(false)?
+            // Worker threads spin briefly for the next operator instead of sleeping (ONNX
+            // Runtime's default): YOLOX-Nano's ~200 operators otherwise pay a wake-up each,
+            // 16.1 -> 11.8 ms a request here, with the same 4-client throughput.
+            .with_intra_op_spinning(true)?
             .commit_from_file(path)?;
         let mut metadata = Vec::new();
         if let Ok(md) = session.metadata() {
@@ -118,11 +121,10 @@ impl Graph for OnnxGraph {
     }
 
     fn run(&self, inputs: Vec<(String, HostTensor)>) -> anyhow::Result<Vec<(String, HostTensor)>> {
-        let mut values: Vec<(String, SessionInputValue<'static>)> =
-            Vec::with_capacity(inputs.len());
-        for (name, t) in inputs {
-            self.signature.check_input(&name, &t.dims)?;
-            values.push((name, to_ort(t)?));
+        let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, t) in &inputs {
+            self.signature.check_input(name, &t.dims)?;
+            values.push((name.clone(), to_ort(t)?));
         }
         let mut session = self
             .session
@@ -137,7 +139,9 @@ impl Graph for OnnxGraph {
     }
 }
 
-fn to_ort(t: HostTensor) -> anyhow::Result<SessionInputValue<'static>> {
+/// An input for ONNX Runtime: f32 and u8 tensors are read in place (the host's byte buffers
+/// are aligned for f32 as the allocator gives them), other types are converted.
+fn to_ort(t: &HostTensor) -> anyhow::Result<SessionInputValue<'_>> {
     let shape: Vec<i64> = t.dims.iter().map(|&d| d as i64).collect();
     macro_rules! typed {
         ($ty:ty, $n:expr) => {{
@@ -150,11 +154,14 @@ fn to_ort(t: HostTensor) -> anyhow::Result<SessionInputValue<'static>> {
         }};
     }
     Ok(match t.ty {
-        ElementType::F32 => typed!(f32, 4),
+        ElementType::F32 => match as_f32(&t.data) {
+            Some(values) => TensorRef::from_array_view((shape, values))?.into(),
+            None => typed!(f32, 4),
+        },
+        ElementType::U8 => TensorRef::from_array_view((shape, &t.data[..]))?.into(),
         ElementType::F64 => typed!(f64, 8),
         ElementType::I32 => typed!(i32, 4),
         ElementType::I64 => typed!(i64, 8),
-        ElementType::U8 => OrtTensor::from_array((shape, t.data))?.into(),
         other => anyhow::bail!("{other:?} input tensors are not supported"),
     })
 }
@@ -169,7 +176,7 @@ fn from_ort(name: &str, value: &ort::value::ValueRef<'_>) -> anyhow::Result<Host
             HostTensor {
                 dims: shape.iter().map(|&d| d.max(0) as u32).collect(),
                 ty: $et,
-                data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                data: le_bytes(data),
             }
         }};
     }

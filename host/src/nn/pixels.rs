@@ -115,10 +115,15 @@ impl Spec {
     }
 }
 
-/// The output of [`fit`] and [`crops`] while it is written: `n` images of the spec's size.
+/// The output of [`fit`] and [`crops`] while it is written: `n` images of the spec's size,
+/// as f32 values, written in place in the tensor's own bytes when they are aligned for f32
+/// (as the allocator gives them), else in a separate buffer copied at the end.
 struct Out<'a> {
     spec: &'a Spec,
+    /// The tensor's bytes (f32 tensors: the values themselves when `floats` is empty).
     data: Vec<u8>,
+    /// The values, for u8 tensors and for misaligned byte buffers.
+    floats: Vec<f32>,
 }
 
 impl<'a> Out<'a> {
@@ -137,25 +142,34 @@ impl<'a> Out<'a> {
         }
         let mut out = Self {
             spec,
-            data: vec![0; bytes],
+            data: vec![0; if spec.bytes { 0 } else { bytes }],
+            floats: vec![],
         };
+        if spec.bytes || super::tensor::as_f32_mut(&mut out.data).is_none() {
+            out.data = vec![];
+            out.floats = vec![0.0; elements];
+        }
         let pad: [f32; 3] =
             std::array::from_fn(|c| spec.value(c, spec.pad[spec.source_channel(c)]));
-        if pad.iter().any(|&v| v != 0.0) {
-            for i in 0..elements {
-                let c = if spec.nchw { (i / (w * h)) % 3 } else { i % 3 };
-                out.put(i, pad[c]);
+        let values = out.values();
+        if spec.nchw {
+            for (i, plane) in values.chunks_exact_mut(w * h).enumerate() {
+                plane.fill(pad[i % 3]);
+            }
+        } else {
+            for px in values.chunks_exact_mut(3) {
+                px.copy_from_slice(&pad);
             }
         }
         Ok(out)
     }
 
-    #[inline]
-    fn put(&mut self, index: usize, v: f32) {
-        if self.spec.bytes {
-            self.data[index] = v as u8;
+    /// The values being written.
+    fn values(&mut self) -> &mut [f32] {
+        if self.floats.is_empty() {
+            super::tensor::as_f32_mut(&mut self.data).expect("checked aligned in new")
         } else {
-            self.data[index * 4..index * 4 + 4].copy_from_slice(&v.to_le_bytes());
+            &mut self.floats
         }
     }
 
@@ -165,15 +179,33 @@ impl<'a> Out<'a> {
         let (w, h) = (self.spec.width as usize, self.spec.height as usize);
         let spec = *self.spec;
         let n = row.len() / 3;
-        for c in 0..3 {
-            let src = spec.source_channel(c);
-            for (i, px) in row.chunks_exact(3).enumerate().take(n) {
-                let index = if spec.nchw {
-                    ((b * 3 + c) * h + y) * w + x + i
+        let values = self.values();
+        if spec.nchw {
+            // One contiguous run per channel plane.
+            for c in 0..3 {
+                let src = spec.source_channel(c);
+                let start = ((b * 3 + c) * h + y) * w + x;
+                let dst = &mut values[start..start + n];
+                let (mean, scale) = (spec.mean[c], spec.scale[c]);
+                if spec.bytes {
+                    for (d, px) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                        *d = px[src].round().clamp(0.0, 255.0);
+                    }
                 } else {
-                    ((b * h + y) * w + x + i) * 3 + c
-                };
-                self.put(index, spec.value(c, px[src]));
+                    for (d, px) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                        *d = (px[src] - mean) * scale;
+                    }
+                }
+            }
+        } else {
+            let start = ((b * h + y) * w + x) * 3;
+            for (d, px) in values[start..start + n * 3]
+                .chunks_exact_mut(3)
+                .zip(row.chunks_exact(3))
+            {
+                for (c, v) in d.iter_mut().enumerate() {
+                    *v = spec.value(c, px[spec.source_channel(c)]);
+                }
             }
         }
     }
@@ -185,10 +217,17 @@ impl<'a> Out<'a> {
         } else {
             vec![n as u32, h, w, 3]
         };
+        let data = if self.spec.bytes {
+            self.floats.iter().map(|&v| v as u8).collect()
+        } else if self.floats.is_empty() {
+            self.data
+        } else {
+            super::tensor::f32_bytes(&self.floats)
+        };
         HostTensor {
             dims,
             ty: self.spec.element(),
-            data: self.data,
+            data,
         }
     }
 }
@@ -283,101 +322,190 @@ fn resample(
     region: Region,
     (nw, nh): (usize, usize),
     spec: &Spec,
-    mut emit: impl FnMut(usize, &[f32]),
+    emit: impl FnMut(usize, &[f32]),
 ) {
-    let xs = axis(region.x1, region.x2, nw, spec.antialias);
-    let ys = axis(region.y1, region.y2, nh, spec.antialias);
-    let (w, h) = (frame.width as i64, frame.height as i64);
-    // One source row resampled horizontally.
-    let source_row = |j: i64, out: &mut Vec<f32>| {
-        out.clear();
-        let inside = (0..h).contains(&j);
-        let line = if inside {
-            &frame.rgb[(j * w * 3) as usize..((j + 1) * w * 3) as usize]
-        } else {
-            &[][..]
-        };
-        for taps in &xs {
-            let mut acc = [0f32; 3];
-            for &(i, wt) in taps {
-                if inside && (0..w).contains(&i) {
-                    let p = &line[(i * 3) as usize..(i * 3 + 3) as usize];
-                    for (a, &v) in acc.iter_mut().zip(p) {
-                        *a += v as f32 * wt;
-                    }
-                } else {
-                    for (a, &v) in acc.iter_mut().zip(&spec.pad) {
-                        *a += v * wt;
-                    }
-                }
-            }
-            out.extend_from_slice(&acc);
-        }
-    };
-    // Source rows resampled so far, by row index: consecutive output rows share them.
-    let mut cache: Vec<(i64, Vec<f32>)> = Vec::new();
-    let mut row = vec![0f32; nw * 3];
-    for (y, taps) in ys.iter().enumerate() {
-        cache.retain(|(j, _)| taps.iter().any(|&(t, _)| t == *j));
-        for &(j, _) in taps {
-            if !cache.iter().any(|(k, _)| *k == j) {
-                let mut v = Vec::with_capacity(nw * 3);
-                source_row(j, &mut v);
-                cache.push((j, v));
-            }
-        }
-        row.iter_mut().for_each(|v| *v = 0.0);
-        for &(j, wt) in taps {
-            let src = &cache.iter().find(|(k, _)| *k == j).expect("cached above").1;
-            for (o, s) in row.iter_mut().zip(src) {
-                *o += s * wt;
-            }
-        }
-        emit(y, &row);
+    let shrinking = (region.x2 - region.x1) > nw as f32 || (region.y2 - region.y1) > nh as f32;
+    if spec.antialias && shrinking {
+        resample_filtered(frame, region, (nw, nh), spec, emit);
+    } else {
+        resample_bilinear(frame, region, (nw, nh), spec, emit);
     }
 }
 
-/// The taps of each of `n` output pixels over the source span `[start, end)`: source pixel
-/// indices (possibly outside the frame) and weights summing to 1.
-fn axis(start: f32, end: f32, n: usize, antialias: bool) -> Vec<Vec<(i64, f32)>> {
-    let extent = end - start;
-    let scale = extent / n as f32;
-    (0..n)
-        .map(|u| {
-            if antialias && scale > 1.0 {
-                // Triangle filter of half-width `scale` around the output pixel's centre.
-                let centre = start + (u as f32 + 0.5) * scale;
-                let lo = (centre - scale).floor() as i64;
-                let hi = (centre + scale).ceil() as i64;
-                let lo = lo.max(start.floor() as i64);
-                let hi = hi.min(end.ceil() as i64);
-                let mut taps: Vec<(i64, f32)> = (lo..hi)
-                    .map(|j| {
-                        (
-                            j,
-                            (1.0 - ((j as f32 + 0.5 - centre) / scale).abs()).max(0.0),
-                        )
-                    })
-                    .filter(|&(_, w)| w > 0.0)
-                    .collect();
-                let sum: f32 = taps.iter().map(|t| t.1).sum();
-                taps.iter_mut().for_each(|t| t.1 /= sum);
-                taps
-            } else {
-                // Bilinear, pixel centres aligned, clamped to the span's pixels.
-                let f =
-                    (start + (u as f32 + 0.5) * scale - 0.5).clamp(start, (end - 1.0).max(start));
-                let i0 = f.floor();
-                let w1 = f - i0;
-                let i0 = i0 as i64;
-                if w1 > 0.0 {
-                    vec![(i0, 1.0 - w1), (i0 + 1, w1)]
-                } else {
-                    vec![(i0, 1.0)]
+/// Bilinear taps along one axis: for each output pixel the two source pixels (indices,
+/// possibly outside the frame) and the second one's weight.
+struct Bilinear {
+    i0: Vec<i64>,
+    i1: Vec<i64>,
+    w1: Vec<f32>,
+}
+
+impl Bilinear {
+    /// Pixel centres aligned, clamped to the span's pixels.
+    fn new(start: f32, end: f32, n: usize) -> Self {
+        let scale = (end - start) / n as f32;
+        let mut t = Bilinear {
+            i0: Vec::with_capacity(n),
+            i1: Vec::with_capacity(n),
+            w1: Vec::with_capacity(n),
+        };
+        for u in 0..n {
+            let f = (start + (u as f32 + 0.5) * scale - 0.5).clamp(start, (end - 1.0).max(start));
+            let i0 = f.floor();
+            t.i0.push(i0 as i64);
+            t.i1.push(i0 as i64 + 1);
+            t.w1.push(f - i0);
+        }
+        t
+    }
+}
+
+fn resample_bilinear(
+    frame: &Frame,
+    region: Region,
+    (nw, nh): (usize, usize),
+    spec: &Spec,
+    mut emit: impl FnMut(usize, &[f32]),
+) {
+    let xs = Bilinear::new(region.x1, region.x2, nw);
+    let ys = Bilinear::new(region.y1, region.y2, nh);
+    let (w, h) = (frame.width as i64, frame.height as i64);
+    let pad = spec.pad;
+    // A column whose two taps lie inside the frame (the whole row, for fits).
+    let inside: Vec<bool> = (0..nw)
+        .map(|u| (0..w).contains(&xs.i0[u]) && (xs.w1[u] == 0.0 || (0..w).contains(&xs.i1[u])))
+        .collect();
+    let line = |j: i64| -> Option<&[u8]> {
+        (0..h)
+            .contains(&j)
+            .then(|| &frame.rgb[(j * w * 3) as usize..((j + 1) * w * 3) as usize])
+    };
+    let tap = |row: Option<&[u8]>, i: i64, c: usize| -> f32 {
+        match row {
+            Some(r) if (0..w).contains(&i) => r[i as usize * 3 + c] as f32,
+            _ => pad[c],
+        }
+    };
+    let mut out = vec![0f32; nw * 3];
+    for y in 0..nh {
+        let (r0, wy) = (line(ys.i0[y]), ys.w1[y]);
+        let r1 = if wy > 0.0 { line(ys.i1[y]) } else { r0 };
+        for u in 0..nw {
+            let (i0, i1, wx) = (xs.i0[u], xs.i1[u], xs.w1[u]);
+            let o = &mut out[u * 3..u * 3 + 3];
+            match (r0, r1) {
+                (Some(a), Some(b)) if inside[u] => {
+                    let (p0, p1) = (i0 as usize * 3, i1.min(w - 1) as usize * 3);
+                    for c in 0..3 {
+                        let top = a[p0 + c] as f32 + (a[p1 + c] as f32 - a[p0 + c] as f32) * wx;
+                        let bot = b[p0 + c] as f32 + (b[p1 + c] as f32 - b[p0 + c] as f32) * wx;
+                        o[c] = top + (bot - top) * wy;
+                    }
+                }
+                _ => {
+                    for c in 0..3 {
+                        let top = tap(r0, i0, c) * (1.0 - wx) + tap(r0, i1, c) * wx;
+                        let bot = tap(r1, i0, c) * (1.0 - wx) + tap(r1, i1, c) * wx;
+                        o[c] = top * (1.0 - wy) + bot * wy;
+                    }
                 }
             }
-        })
-        .collect()
+        }
+        emit(y, &out);
+    }
+}
+
+/// Triangle-filter taps along one axis, flattened: output pixel `u` uses source pixels
+/// `start[u]..start[u] + len[u]` with weights `w[off[u]..off[u] + len[u]]` (summing to 1).
+struct Filtered {
+    first: Vec<i64>,
+    off: Vec<usize>,
+    len: Vec<usize>,
+    w: Vec<f32>,
+}
+
+impl Filtered {
+    /// The support widens with the shrink factor, as PIL's bilinear resize does.
+    fn new(start: f32, end: f32, n: usize) -> Self {
+        let scale = (end - start) / n as f32;
+        let support = scale.max(1.0);
+        let mut t = Filtered {
+            first: Vec::with_capacity(n),
+            off: Vec::with_capacity(n),
+            len: Vec::with_capacity(n),
+            w: Vec::new(),
+        };
+        for u in 0..n {
+            let centre = start + (u as f32 + 0.5) * scale;
+            let lo = ((centre - support).floor() as i64).max(start.floor() as i64);
+            let hi = ((centre + support).ceil() as i64).min(end.ceil() as i64);
+            let off = t.w.len();
+            t.w.extend((lo..hi).map(|j| (1.0 - ((j as f32 + 0.5 - centre) / support).abs()).max(0.0)));
+            let sum: f32 = t.w[off..].iter().sum();
+            if sum > 0.0 {
+                t.w[off..].iter_mut().for_each(|v| *v /= sum);
+            }
+            t.first.push(lo);
+            t.off.push(off);
+            t.len.push(t.w.len() - off);
+        }
+        t
+    }
+}
+
+fn resample_filtered(
+    frame: &Frame,
+    region: Region,
+    (nw, nh): (usize, usize),
+    spec: &Spec,
+    mut emit: impl FnMut(usize, &[f32]),
+) {
+    let xs = Filtered::new(region.x1, region.x2, nw);
+    let ys = Filtered::new(region.y1, region.y2, nh);
+    let (w, h) = (frame.width as i64, frame.height as i64);
+    // Horizontal pass over every source row the vertical taps use, once each.
+    let (j_lo, j_hi) = (
+        ys.first.iter().copied().min().unwrap_or(0),
+        (0..nh).map(|v| ys.first[v] + ys.len[v] as i64).max().unwrap_or(0),
+    );
+    let mut rows = vec![0f32; (j_hi - j_lo).max(0) as usize * nw * 3];
+    for j in j_lo..j_hi {
+        let line = (0..h)
+            .contains(&j)
+            .then(|| &frame.rgb[(j * w * 3) as usize..((j + 1) * w * 3) as usize]);
+        let dst = &mut rows[(j - j_lo) as usize * nw * 3..(j - j_lo + 1) as usize * nw * 3];
+        for u in 0..nw {
+            let mut acc = [0f32; 3];
+            for k in 0..xs.len[u] {
+                let (i, wt) = (xs.first[u] + k as i64, xs.w[xs.off[u] + k]);
+                match line {
+                    Some(l) if (0..w).contains(&i) => {
+                        for (a, &v) in acc.iter_mut().zip(&l[i as usize * 3..i as usize * 3 + 3]) {
+                            *a += v as f32 * wt;
+                        }
+                    }
+                    _ => {
+                        for (a, &v) in acc.iter_mut().zip(&spec.pad) {
+                            *a += v * wt;
+                        }
+                    }
+                }
+            }
+            dst[u * 3..u * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+    let mut out = vec![0f32; nw * 3];
+    for v in 0..nh {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for k in 0..ys.len[v] {
+            let (j, wt) = (ys.first[v] + k as i64, ys.w[ys.off[v] + k]);
+            let src = &rows[(j - j_lo) as usize * nw * 3..(j - j_lo + 1) as usize * nw * 3];
+            for (o, s) in out.iter_mut().zip(src) {
+                *o += s * wt;
+            }
+        }
+        emit(v, &out);
+    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,20 @@
 //! Frames from CVAT payloads: base64 → bytes → decoded RGB8, refusing decode bombs by
 //! their header before any pixel buffer is allocated.
 //!
-//! A detector that declares the input it fits frames into (`input-size` in the WIT) may get
-//! a JPEG frame decoded at 1/2, 1/4 or 1/8 scale, in the DCT: on a 1080p frame that is about
-//! half the cost of a full decode, and the decode is most of a small model's request. Its
-//! answer is then mapped back to the original frame with [`Reduced::map_back`].
+//! JPEGs are decoded by libjpeg-turbo ([`super::jpeg`]); other formats, and JPEGs it cannot
+//! decode cleanly, by the `image` crate. A detector that declares the input it fits frames
+//! into (`input-size` in the WIT) may get a JPEG frame decoded at a reduced scale, in the DCT
+//! (in eighths: 1/8 to 7/8, the smallest that keeps every pixel the fitted input needs): on a
+//! 1080p frame that is about half the cost of a full decode, and the decode is most of a
+//! small model's request. Its answer is then mapped back to the original frame with
+//! [`Reduced::map_back`].
 
 use std::io::Cursor;
 
 use base64::Engine as _;
 use image::{ImageFormat, ImageReader, Limits};
 
-use crate::runtime::loaded::Frame;
+use crate::nn::pixels::Frame;
 use crate::serve::api_error::ApiError;
 
 /// Decode the base64 image in request field `field`.
@@ -55,56 +58,31 @@ pub fn decode_fitted(
     Ok((decode_bytes(field, &bytes, max_pixels)?, None))
 }
 
-/// The reduced decode, or `None` to fall back to the full one (no useful scale, an
-/// unusual JPEG such as CMYK or 16-bit, or any error: the full decoder reports those).
+/// The reduced decode, or `None` to fall back to the full one (no useful scale, or
+/// anything libjpeg-turbo cannot decode cleanly: the full decoder reports errors).
 fn decode_jpeg_reduced(
     bytes: &[u8],
     (fit_w, fit_h): (u32, u32),
     max_pixels: u64,
 ) -> Option<(Frame, Option<Reduced>)> {
-    let mut d = jpeg_decoder::Decoder::new(bytes);
-    d.read_info().ok()?;
-    let info = d.info()?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    if w == 0 || h == 0 || u64::from(w) * u64::from(h) > max_pixels || fit_w == 0 || fit_h == 0 {
+    let (w, h) = super::jpeg::size(bytes)?;
+    if u64::from(w) * u64::from(h) > max_pixels || fit_w == 0 || fit_h == 0 {
         return None;
     }
     // The fitted image is the frame times `fit`; any decode at least that large loses
     // nothing the model would see.
     let fit = (fit_w as f64 / w as f64).min(fit_h as f64 / h as f64);
-    let denom = [8u32, 4, 2].into_iter().find(|&n| {
-        w.div_ceil(n) as f64 >= w as f64 * fit && h.div_ceil(n) as f64 >= h as f64 * fit
+    let num = (1..8).find(|&n| {
+        let (sw, sh) = super::jpeg::scaled((w, h), n);
+        sw as f64 >= w as f64 * fit && sh as f64 >= h as f64 * fit
     })?;
-    let (sw, sh) = d
-        .scale(w.div_ceil(denom) as u16, h.div_ceil(denom) as u16)
-        .ok()?;
-    let (sw, sh) = (u32::from(sw), u32::from(sh));
-    if sw >= w || (sw as f64) < w as f64 * fit || (sh as f64) < h as f64 * fit {
-        return None;
-    }
-    d.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).ok()?);
-    let pixels = d.decode().ok()?;
-    let rgb = match d.info()?.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => pixels,
-        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        _ => return None,
+    let frame = super::jpeg::decode(bytes, num, max_pixels)?;
+    let reduced = Reduced {
+        width: frame.width,
+        height: frame.height,
+        original: (w, h),
     };
-    if rgb.len() != sw as usize * sh as usize * 3 {
-        return None;
-    }
-    let frame = Frame {
-        width: sw,
-        height: sh,
-        rgb,
-    };
-    Some((
-        frame,
-        Some(Reduced {
-            width: sw,
-            height: sh,
-            original: (w, h),
-        }),
-    ))
+    Some((frame, Some(reduced)))
 }
 
 impl Reduced {
@@ -169,6 +147,11 @@ impl Reduced {
 
 /// Decode image bytes (JPEG, PNG, BMP or WebP, sniffed from the content).
 pub fn decode_bytes(field: &str, bytes: &[u8], max_pixels: u64) -> Result<Frame, ApiError> {
+    if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) {
+        if let Some(frame) = super::jpeg::decode(bytes, 8, max_pixels) {
+            return Ok(frame);
+        }
+    }
     let format = image::guess_format(bytes)
         .ok()
         .filter(|f| {

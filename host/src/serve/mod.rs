@@ -4,6 +4,7 @@
 
 pub mod api_error;
 pub mod frame;
+pub mod jpeg;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
