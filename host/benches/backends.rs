@@ -135,7 +135,8 @@ fn main() {
             .instances
             .iter()
             .map(|spec| {
-                let (mut loaded, _) = Loaded::load(&runtime, spec, &file.settings).unwrap();
+                let (mut loaded, _) =
+                    Loaded::load(&runtime, spec, &file.settings, Default::default()).unwrap();
                 measure(Duration::from_secs(4), || {
                     let req = host::cvat::payload::DetectorRequest::parse(body.as_bytes()).unwrap();
                     let frame = host::serve::frame::decode("image", &req.image, u64::MAX).unwrap();

@@ -133,7 +133,8 @@ fn main() {
     for (m, port) in ports {
         let spec = file.instances.iter().find(|s| s.name == m.name).unwrap();
         let a = raw_ort(&root.join(m.weights), threads);
-        let (mut loaded, _) = Loaded::load(&runtime, spec, &file.settings).unwrap();
+        let (mut loaded, _) =
+            Loaded::load(&runtime, spec, &file.settings, Default::default()).unwrap();
         // As the server does: a detector that declared its input size gets a reduced decode.
         let fit = loaded.info.input_size;
         let b = measure(Duration::from_secs(4), || {

@@ -81,7 +81,10 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    println!("{:<44} {:>10} {:>12} {:>8}", "case", "host", "per-pixel", "ratio");
+    println!(
+        "{:<44} {:>10} {:>12} {:>8}",
+        "case", "host", "per-pixel", "ratio"
+    );
     for (what, fw, fh, tw, th) in [
         ("1080p -> 640x640 (YOLO, full decode)", 1920, 1080, 640, 640),
         ("960x540 -> 640x640 (YOLO, 1/2 decode)", 960, 540, 640, 640),
@@ -97,7 +100,10 @@ fn main() {
         let base = median_ms(|| {
             std::hint::black_box(per_pixel(&f, &s));
         });
-        println!("{what:<44} {host:>7.2} ms {base:>9.2} ms {:>8.2}", base / host);
+        println!(
+            "{what:<44} {host:>7.2} ms {base:>9.2} ms {:>8.2}",
+            base / host
+        );
     }
     let f = frame(1920, 1080);
     let mut s = spec(255, 255);
@@ -118,7 +124,10 @@ fn main() {
             .unwrap(),
         );
     });
-    println!("{:<44} {nano:>7.2} ms", "crop 510x510 -> 255x255 (NanoTrack search)");
+    println!(
+        "{:<44} {nano:>7.2} ms",
+        "crop 510x510 -> 255x255 (NanoTrack search)"
+    );
     let mut s = spec(128, 256);
     s.antialias = true;
     let people: Vec<Region> = (0..8)
@@ -132,5 +141,8 @@ fn main() {
     let reid = median_ms(|| {
         std::hint::black_box(crops(&f, &people, &s, usize::MAX).unwrap());
     });
-    println!("{:<44} {reid:>7.2} ms", "8 crops 150x500 -> 128x256 antialiased (re-id)");
+    println!(
+        "{:<44} {reid:>7.2} ms",
+        "8 crops 150x500 -> 128x256 antialiased (re-id)"
+    );
 }

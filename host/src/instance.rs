@@ -75,7 +75,8 @@ pub struct Status {
 struct Tracking {
     status: Status,
     last_used: Option<Instant>,
-    memory: Option<Arc<AtomicU64>>,
+    /// Linear-memory counters of the loaded replicas, by slot.
+    memory: Vec<Option<Arc<AtomicU64>>>,
 }
 
 /// What `init` or `describe` said (or why `describe` failed), and the stamps of the files
@@ -87,7 +88,13 @@ pub struct Instance {
     pub spec: InstanceSpec,
     /// Read from the component's exports at start-up (no compilation).
     pub kind: Result<Kind, String>,
-    slot: Mutex<Option<Loaded>>,
+    /// The replicas (`replicas:`), each a store and component instance of its own; calls to
+    /// one replica are serialized, replicas run side by side.
+    slots: Vec<Mutex<Option<Loaded>>>,
+    /// How many replicas are free: a call waits here for one.
+    free: Arc<Semaphore>,
+    /// The graphs the replicas share (one session per model file).
+    graphs: Arc<crate::nn::SharedGraphs>,
     /// The label spec and description, from `init` once loaded, else from `describe` (or
     /// why `describe` failed), with the stamps of the files they were read from.
     info: Mutex<Option<Described>>,
@@ -130,15 +137,18 @@ impl Instance {
             graphs: vec![],
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));
+        let replicas = spec.replicas;
         Self {
             spec,
             kind,
-            slot: Mutex::new(None),
+            slots: (0..replicas).map(|_| Mutex::new(None)).collect(),
+            free: Arc::new(Semaphore::new(replicas)),
+            graphs: Default::default(),
             info: Mutex::new(None),
             tracking: Mutex::new(Tracking {
                 status,
                 last_used: None,
-                memory: None,
+                memory: vec![None; replicas],
             }),
             queue,
             metrics: InstanceMetrics::default(),
@@ -152,7 +162,12 @@ impl Instance {
         let listing = self.cached_listing();
         let t = lock(&self.tracking);
         let mut s = t.status.clone();
-        s.wasm_memory_bytes = t.memory.as_ref().map_or(0, |m| m.load(Ordering::Relaxed));
+        s.wasm_memory_bytes = t
+            .memory
+            .iter()
+            .flatten()
+            .map(|m| m.load(Ordering::Relaxed))
+            .sum();
         if let Some(l) = listing {
             s.labels = Some(l.labels.len());
             if let Some(problem) = l.problem {
@@ -191,8 +206,8 @@ impl Instance {
             })
     }
 
-    /// Run `f` on the loaded instance, loading it first if needed, with a place taken by
-    /// [`Instance::admit`]. Calls are serialized.
+    /// Run `f` on a free replica of the instance, loading it first if needed, with a place
+    /// taken by [`Instance::admit`]. Each replica serves one call at a time.
     pub async fn call<T, F>(
         self: &Arc<Self>,
         admission: Admission,
@@ -205,10 +220,13 @@ impl Instance {
         F: FnOnce(&mut Loaded) -> Result<T, CallError> + Send + 'static,
     {
         let permit = admission.0;
+        let replica = self.free.clone().acquire_owned().await.map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("replicas: {e}"))
+        })?;
         let this = self.clone();
         let (rt, settings) = (rt.clone(), settings.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (permit, replica);
             this.call_blocking(&rt, &settings, f)
         })
         .await
@@ -230,6 +248,22 @@ impl Instance {
         result
     }
 
+    /// A free replica slot (the caller holds one of `free`'s permits, so one is free): the
+    /// first that is loaded, else the first at all, so that a lightly used instance keeps
+    /// one replica warm rather than loading them all.
+    fn free_slot(&self) -> (usize, MutexGuard<'_, Option<Loaded>>) {
+        let mut empty = None;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Ok(guard) = slot.try_lock() {
+                if guard.is_some() {
+                    return (i, guard);
+                }
+                empty.get_or_insert((i, guard));
+            }
+        }
+        empty.unwrap_or_else(|| (0, lock(&self.slots[0])))
+    }
+
     fn call_blocking<T>(
         &self,
         rt: &Runtime,
@@ -243,19 +277,25 @@ impl Instance {
                 self.spec.name
             )));
         }
-        let mut slot = lock(&self.slot);
+        let (index, mut slot) = self.free_slot();
         if slot.as_ref().is_some_and(|l| l.is_stale()) {
             // The component or a model file changed: requests before this one finished on
-            // the old instance (calls are serialized); this one loads the new files.
+            // the old instance; this one loads the new files (the shared graphs are keyed by
+            // file version, so the changed ones load again).
             tracing::info!(instance = %self.spec.name, "component or model files changed; reloading");
             *slot = None;
         }
         if slot.is_none() {
-            self.update(|t| t.status.state = State::Loading);
-            match Loaded::load(rt, &self.spec, settings) {
+            self.update(|t| {
+                if t.status.state != State::Ready {
+                    t.status.state = State::Loading;
+                }
+            });
+            match Loaded::load(rt, &self.spec, settings, self.graphs.clone()) {
                 Ok((loaded, stats)) => {
                     tracing::info!(
                         instance = %self.spec.name,
+                        replica = index,
                         ms = stats.total.as_millis() as u64,
                         compile_cached = stats.compile_cached,
                         "instance loaded"
@@ -272,7 +312,7 @@ impl Instance {
                     self.metrics.loads.fetch_add(1, Ordering::Relaxed);
                     self.metrics.load_time.observe(stats.total);
                     let memory = loaded.memory_counter();
-                    self.update(|t| t.memory = Some(memory));
+                    self.update(|t| t.memory[index] = Some(memory));
                     *slot = Some(loaded);
                 }
                 Err(e) => {
@@ -299,13 +339,20 @@ impl Instance {
             Err(CallError::InvalidInput(m)) => Err(ApiError::new(StatusCode::BAD_REQUEST, m)),
             Err(CallError::Failed(m)) => Err(internal(m)),
             Err(CallError::Trap(m)) => {
-                // The instance's memory may be inconsistent: drop it, rebuild on next use.
-                tracing::warn!(instance = %self.spec.name, "dropping instance after trap: {m}");
+                // The replica's memory may be inconsistent: drop it, rebuild on next use.
+                tracing::warn!(instance = %self.spec.name, replica = index, "dropping instance after trap: {m}");
                 *slot = None;
+                let others_loaded = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .any(|(i, s)| i != index && s.try_lock().map_or(true, |g| g.is_some()));
                 self.update(|t| {
-                    t.status.state = State::Unloaded;
+                    if !others_loaded {
+                        t.status.state = State::Unloaded;
+                    }
                     t.status.error = Some(m.clone());
-                    t.memory = None;
+                    t.memory[index] = None;
                 });
                 Err(internal(m))
             }
@@ -370,18 +417,29 @@ impl Instance {
         if !idle {
             return false;
         }
-        let Ok(mut slot) = self.slot.try_lock() else {
+        // Every replica, and only when none is serving a request.
+        let Ok(mut guards) = self
+            .slots
+            .iter()
+            .map(|s| s.try_lock())
+            .collect::<Result<Vec<_>, _>>()
+        else {
             return false;
         };
-        if slot.take().is_none() {
+        let mut any = false;
+        for g in &mut guards {
+            any |= g.take().is_some();
+        }
+        self.graphs.clear();
+        drop(guards);
+        if !any {
             return false;
         }
-        drop(slot);
         release_freed_memory();
         self.metrics.unloads.fetch_add(1, Ordering::Relaxed);
         self.update(|t| {
             t.status.state = State::Unloaded;
-            t.memory = None;
+            t.memory.iter_mut().for_each(|m| *m = None);
         });
         tracing::info!(instance = %self.spec.name, "unloaded after {:?} idle", self.spec.idle_timeout);
         true

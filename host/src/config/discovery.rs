@@ -151,6 +151,7 @@ fn temp_spec(
         device: Default::default(),
         precision: Default::default(),
         requests_per_load: crate::nn::choose::DEFAULT_REQUESTS_PER_LOAD,
+        replicas: 1,
         display_name: name.to_string(),
         description: None,
     }
@@ -223,7 +224,7 @@ fn plan_model_only(
         vec![("weights".into(), rel.clone())],
     );
     // The generic component itself decides whether the graph fits (and reads its names).
-    let (loaded, _) = Loaded::load(rt, &spec, settings).map_err(|e| {
+    let (loaded, _) = Loaded::load(rt, &spec, settings, Default::default()).map_err(|e| {
         Some(format!(
             "{} does not fit the built-in {GENERIC_DETECTOR} detector: {e}",
             onnx.display()

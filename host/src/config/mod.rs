@@ -133,6 +133,9 @@ pub struct InstanceSpec {
     pub precision: crate::nn::Precision,
     /// Requests expected per load, which `backend: auto` weighs load time against.
     pub requests_per_load: u32,
+    /// Component instances serving side by side, sharing the model sessions (default 1 on
+    /// the CPU, 2 on CUDA, where one request's CPU work overlaps another's inference).
+    pub replicas: usize,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -218,6 +221,8 @@ struct RawInstance {
     precision: Option<String>,
     #[serde(default)]
     requests_per_load: Option<u32>,
+    #[serde(default)]
+    replicas: Option<usize>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -355,6 +360,9 @@ pub fn confined(root: &Path, rel: &Path) -> Result<PathBuf, String> {
     }
     Ok(real)
 }
+
+/// Most replicas an instance may have.
+pub const MAX_REPLICAS: usize = 16;
 
 /// A classes.txt: one name per line (ids count from 0), or, as TensorFlow and Coral label
 /// files have it, `<id> <name>` on every line (ids may skip numbers). Empty lines and `#`
@@ -635,6 +643,14 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         None => crate::nn::Precision::Model,
     };
     precision.check_backend(backend)?;
+    let replicas = match raw.replicas {
+        Some(n) if !(1..=MAX_REPLICAS).contains(&n) => {
+            return Err(format!("replicas: {n}: expected 1 to {MAX_REPLICAS}"))
+        }
+        Some(n) => n,
+        None if matches!(device, crate::nn::Device::Cuda(_)) => 2,
+        None => 1,
+    };
     Ok(InstanceSpec {
         name: name.to_string(),
         display_name: raw.name.unwrap_or_else(|| name.to_string()),
@@ -649,6 +665,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         backend,
         device,
         precision,
+        replicas,
         requests_per_load: raw
             .requests_per_load
             .unwrap_or(crate::nn::choose::DEFAULT_REQUESTS_PER_LOAD)

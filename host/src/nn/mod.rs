@@ -80,9 +80,37 @@ pub struct NnLimits {
     pub max_live_bytes: usize,
 }
 
-/// Per-instance wasi-nn state: which graphs the instance may load, and those it has.
+/// The graphs an instance's replicas share: each loaded once, by name, for the version of
+/// its file it was loaded from. Dropping the last handle (every replica unloaded, the
+/// instance's cache cleared) frees the session.
+#[derive(Default)]
+pub struct SharedGraphs {
+    graphs: std::sync::Mutex<HashMap<String, (Option<FileVersion>, GraphHandle)>>,
+}
+
+/// A model file's size and modification time: a cached graph is reused only for the same.
+type FileVersion = (u64, std::time::SystemTime);
+
+fn file_version(path: &std::path::Path) -> Option<FileVersion> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+impl SharedGraphs {
+    /// Drop every cached graph (the instance unloads).
+    pub fn clear(&self) {
+        self.graphs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// Per-store wasi-nn state: which graphs the instance may load, and those this store has.
 pub struct NnCtx {
     files: HashMap<String, PathBuf>,
+    /// Graphs shared with the instance's other replicas.
+    shared: Arc<SharedGraphs>,
     /// Set while the host lists a component (`describe`): signatures are read from the
     /// model files, and nothing is loaded.
     describing: bool,
@@ -100,12 +128,14 @@ impl NnCtx {
     /// `files` maps graph names to model files already checked to lie under the model root.
     pub fn new(
         files: HashMap<String, PathBuf>,
+        shared: Arc<SharedGraphs>,
         options: SessionOptions,
         libraries: Libraries,
         limits: NnLimits,
     ) -> Self {
         Self {
             files,
+            shared,
             describing: false,
             loaded: HashMap::new(),
             options,
@@ -139,6 +169,7 @@ impl NnCtx {
             describing: true,
             ..Self::new(
                 files,
+                Default::default(),
                 SessionOptions {
                     intra_threads: 1,
                     backend: Default::default(),
@@ -193,6 +224,17 @@ impl NnCtx {
             });
         }
         let path = self.file(name)?.clone();
+        // Another replica may have loaded this file already; loading under the lock makes
+        // replicas that start together load it once.
+        let mut shared = self.shared.graphs.lock().unwrap_or_else(|p| p.into_inner());
+        let version = file_version(&path);
+        if let Some((v, g)) = shared.get(name) {
+            if *v == version {
+                let g = g.clone();
+                self.loaded.insert(name.to_string(), g.clone());
+                return Ok(g);
+            }
+        }
         let started = std::time::Instant::now();
         let (backend, device) = (self.options.backend, self.options.device);
         tracing::info!(graph = name, path = %path.display(), %backend, %device, "loading graph");
@@ -201,6 +243,7 @@ impl NnCtx {
             message: format!("loading {}: {e:#}", path.display()),
         })?;
         tracing::info!(graph = name, path = %path.display(), ms = started.elapsed().as_millis() as u64, "graph loaded");
+        shared.insert(name.to_string(), (version, g.clone()));
         self.loaded.insert(name.to_string(), g.clone());
         Ok(g)
     }

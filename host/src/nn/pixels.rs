@@ -396,17 +396,17 @@ fn resample_bilinear(
             match (r0, r1) {
                 (Some(a), Some(b)) if inside[u] => {
                     let (p0, p1) = (i0 as usize * 3, i1.min(w - 1) as usize * 3);
-                    for c in 0..3 {
+                    for (c, v) in o.iter_mut().enumerate() {
                         let top = a[p0 + c] as f32 + (a[p1 + c] as f32 - a[p0 + c] as f32) * wx;
                         let bot = b[p0 + c] as f32 + (b[p1 + c] as f32 - b[p0 + c] as f32) * wx;
-                        o[c] = top + (bot - top) * wy;
+                        *v = top + (bot - top) * wy;
                     }
                 }
                 _ => {
-                    for c in 0..3 {
+                    for (c, v) in o.iter_mut().enumerate() {
                         let top = tap(r0, i0, c) * (1.0 - wx) + tap(r0, i1, c) * wx;
                         let bot = tap(r1, i0, c) * (1.0 - wx) + tap(r1, i1, c) * wx;
-                        o[c] = top * (1.0 - wy) + bot * wy;
+                        *v = top * (1.0 - wy) + bot * wy;
                     }
                 }
             }
@@ -440,7 +440,9 @@ impl Filtered {
             let lo = ((centre - support).floor() as i64).max(start.floor() as i64);
             let hi = ((centre + support).ceil() as i64).min(end.ceil() as i64);
             let off = t.w.len();
-            t.w.extend((lo..hi).map(|j| (1.0 - ((j as f32 + 0.5 - centre) / support).abs()).max(0.0)));
+            t.w.extend(
+                (lo..hi).map(|j| (1.0 - ((j as f32 + 0.5 - centre) / support).abs()).max(0.0)),
+            );
             let sum: f32 = t.w[off..].iter().sum();
             if sum > 0.0 {
                 t.w[off..].iter_mut().for_each(|v| *v /= sum);
@@ -466,7 +468,10 @@ fn resample_filtered(
     // Horizontal pass over every source row the vertical taps use, once each.
     let (j_lo, j_hi) = (
         ys.first.iter().copied().min().unwrap_or(0),
-        (0..nh).map(|v| ys.first[v] + ys.len[v] as i64).max().unwrap_or(0),
+        (0..nh)
+            .map(|v| ys.first[v] + ys.len[v] as i64)
+            .max()
+            .unwrap_or(0),
     );
     let mut rows = vec![0f32; (j_hi - j_lo).max(0) as usize * nw * 3];
     for j in j_lo..j_hi {

@@ -99,7 +99,7 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 /// `bytes` as f32 values without copying, when they are aligned for f32 (large buffers
 /// from the allocator are) and hold whole values; else `None`.
 pub fn as_f32(bytes: &[u8]) -> Option<&[f32]> {
-    if cfg!(target_endian = "big") || bytes.len() % 4 != 0 {
+    if cfg!(target_endian = "big") || !bytes.len().is_multiple_of(4) {
         return None;
     }
     // SAFETY: every bit pattern is a valid f32; align_to only returns the aligned middle.
@@ -109,7 +109,7 @@ pub fn as_f32(bytes: &[u8]) -> Option<&[f32]> {
 
 /// [`as_f32`] for writing.
 pub fn as_f32_mut(bytes: &mut [u8]) -> Option<&mut [f32]> {
-    if cfg!(target_endian = "big") || bytes.len() % 4 != 0 {
+    if cfg!(target_endian = "big") || !bytes.len().is_multiple_of(4) {
         return None;
     }
     // SAFETY: every bit pattern is a valid f32 and u8; align_to_mut only returns the aligned

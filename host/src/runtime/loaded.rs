@@ -159,6 +159,7 @@ impl Loaded {
         rt: &Runtime,
         spec: &InstanceSpec,
         settings: &crate::config::Settings,
+        shared: std::sync::Arc<crate::nn::SharedGraphs>,
     ) -> Result<(Self, LoadStats), String> {
         let started = Instant::now();
         // Stamp before reading, so a change during the load is seen as a change.
@@ -169,6 +170,7 @@ impl Loaded {
         let (component, compile_cached) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
         let nn = NnCtx::new(
             spec.graphs.clone(),
+            shared,
             SessionOptions {
                 intra_threads: spec.ort_threads.unwrap_or(settings.ort_threads),
                 backend: spec.backend,
