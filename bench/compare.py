@@ -131,7 +131,7 @@ def urlopen_text(url):
         return r.read().decode()
 
 
-def start_host(binary, repo, component, weights, port, backend):
+def start_host(binary, repo, component, weights, port, backend, replicas=1):
     root = tempfile.mkdtemp(prefix="host-compare-", dir=f"{repo}/target")
     # An older build may not know `settings.backend: auto`; onnxruntime is what it ran.
     os.makedirs(f"{root}/config")
@@ -141,7 +141,8 @@ def start_host(binary, repo, component, weights, port, backend):
     with open(f"{root}/config/models.yaml", "w") as f:
         f.write(f"settings:\n  bind: 127.0.0.1\n  gateway_port: {gateway}\n  models_root: {repo}\n"
                 f"  ort_threads: {THREADS}\n  backend: {backend}\n"
-                f"models:\n  m:\n    implementation: {component}\n    port: {port}\n    config: {{weights: {weights}}}\n")
+                f"models:\n  m:\n    implementation: {component}\n    port: {port}\n    config: {{weights: {weights}}}\n"
+                + (f"    replicas: {replicas}\n" if replicas > 1 else ""))
     env = dict(os.environ, ORT_DYLIB_PATH=f"{repo}/.deps/onnxruntime/libonnxruntime.so", RUST_LOG="warn")
     proc = subprocess.Popen([binary, "--root", root, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, root, gateway
@@ -190,6 +191,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--backend", default="onnxruntime", help="the hosts' backend (onnxruntime: same engine as Python)")
+    ap.add_argument("--replicas", type=int, default=1, help="the hosts' instance replicas")
     args = ap.parse_args()
     repo = args.repo
     body = json.dumps({"image": base64.b64encode(open(f"{repo}/tests/fixtures/frame_1080p.jpg", "rb").read()).decode()}).encode()
@@ -207,7 +209,7 @@ def main():
         for label, what in servers:
             if label.startswith("host"):
                 binary, _, host_repo = what.partition("@")
-                start = lambda p, b=binary, r=host_repo or repo: start_host(b, r, component, weights, p, args.backend)
+                start = lambda p, b=binary, r=host_repo or repo: start_host(b, r, component, weights, p, args.backend, args.replicas)
             else:
                 start = lambda p, h=what: start_python(repo, kind, weights, p, h)
             results[label] = measure(start, body, args)

@@ -30,8 +30,15 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 kit="$tmp/kit"
 mkdir -p "$kit/ort" "$kit/models" "$kit/components"
 cp target/bench/release/host "$kit/"
+# The host links libjpeg-turbo (Debian's libturbojpeg0); the GPU machine may lack it. It
+# travels with the ONNX Runtime libraries, which check.sh puts on LD_LIBRARY_PATH.
+cp -L "$(ldd target/bench/release/host | awk '/libturbojpeg/ {print $3}')" "$kit/ort/"
 cp tests/fixtures/frame_1080p.jpg "$kit/"
 cp models/face_detection_short_range.onnx models/yolov8n.onnx "$kit/models/"
+if [ -f models/yolox_nano/yolox_nano.onnx ]; then
+    mkdir -p "$kit/models/yolox_nano"
+    cp models/yolox_nano/yolox_nano.onnx models/yolox_nano/classes.txt "$kit/models/yolox_nano/"
+fi
 for c in blazeface yolo; do
     mkdir -p "$kit/components/$c"
     cp "components/$c/component.wasm" "$kit/components/$c/"

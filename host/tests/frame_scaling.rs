@@ -94,17 +94,17 @@ fn the_scale_keeps_every_pixel_the_fitted_input_needs() {
             inst("big", "hostile", big, &["input_size: 640x640"], &[]),
         ],
     );
-    // 1001x667 into 128x128: 128x86 needed; 1/8 gives 126x84 (too small), 2/8 gives 251x167.
+    // 1001x667 into 128x128: 128x86 needed; 1/8 gives 126x84 (too small), 1/4 gives 251x167.
     let odd = jpeg_b64(&texture(1001, 667, 5));
     echo(small, &odd);
     let v = echo(small, &odd);
     assert_eq!(seen(&v).0, "251x167");
     assert_eq!(seen(&v).1, vec![0.0, 0.0, 1001.0, 667.0], "{v}");
-    // 1920x1080 into 640x640: 640x360 needed; scales come in eighths, so 3/8 (720x405,
-    // where 2/8 would give 480x270); a 640x480 frame needs all of itself.
+    // 1920x1080 into 640x640: 640x360 needed, so 1/2 (960x540); a 640x480 frame needs all
+    // of itself.
     let hd = jpeg_b64(&texture(1920, 1080, 6));
     echo(big, &hd);
-    assert_eq!(seen(&echo(big, &hd)).0, "720x405");
+    assert_eq!(seen(&echo(big, &hd)).0, "960x540");
     assert_eq!(
         seen(&echo(big, &jpeg_b64(&texture(640, 480, 7)))).0,
         "640x480"
