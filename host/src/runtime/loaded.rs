@@ -167,6 +167,7 @@ impl Loaded {
         let wasm = std::fs::read(&spec.component)
             .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
         let kind = super::kind::kind_of(&wasm)?;
+        super::sandbox::Imports::of(&wasm)?.check()?;
         let (component, compile_cached) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
         let nn = NnCtx::new(
             spec.graphs.clone(),
@@ -434,6 +435,7 @@ pub fn describe(
     let wasm = std::fs::read(&spec.component)
         .map_err(|e| format!("reading {}: {e}", spec.component.display()))?;
     let kind = super::kind::kind_of(&wasm)?;
+    super::sandbox::Imports::of(&wasm)?.check()?;
     let (component, _) = rt.compile(&wasm).map_err(|e| format!("{e:#}"))?;
     let nn = NnCtx::for_describe(spec.graphs.clone());
     let mut store = Store::new(&rt.engine, StoreState::new(nn, settings.memory_limit));

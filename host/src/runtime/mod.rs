@@ -5,6 +5,7 @@
 
 pub mod kind;
 pub mod loaded;
+pub mod sandbox;
 pub mod store;
 
 use std::hash::{Hash, Hasher};
@@ -43,7 +44,8 @@ impl Runtime {
         cfg.max_wasm_stack(2 << 20);
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // The granted WASI (runtime/sandbox.rs): what Rust's std links, served empty.
+        sandbox::add_wasi_to_linker(&mut linker)?;
         // wasi:nn and cvat:model's imports (types with its frame resource, graphs, pixels).
         crate::nn::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));

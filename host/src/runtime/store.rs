@@ -72,9 +72,14 @@ impl StoreState {
     /// bounded in-memory log; linear memory capped at `memory_limit` bytes.
     pub fn new(nn: NnCtx, memory_limit: u64) -> Self {
         let log = GuestLog::new(16 << 10);
+        // Sockets are linked inert (runtime/sandbox.rs): no TCP, UDP, name lookup or address.
         let wasi = WasiCtxBuilder::new()
             .stdout(log.clone())
             .stderr(log.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory_limit as usize)
