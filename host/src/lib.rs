@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod config;
+pub mod contract;
 pub mod cvat;
 pub mod daemon;
 pub mod instance;

@@ -19,8 +19,9 @@ struct Cli {
     /// Project root: components/, models and the state directory are found from here.
     #[arg(long, global = true, default_value = ".")]
     root: PathBuf,
-    /// The models file (default: <root>/config/models.yaml).
-    #[arg(long, short = 'c', global = true)]
+    /// The models file (default: <root>/config/models.yaml). Before the command: after it,
+    /// `add --config` is a component config entry.
+    #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -54,12 +55,47 @@ enum Command {
     },
     /// Write nuclio_functions/<instance>/ for every instance (also done by `up`).
     Nuclio,
-    /// Scaffold a component crate under components/ that builds and passes a smoke test.
+    /// Scaffold a component that builds and passes a smoke test: a crate under components/,
+    /// or, with --dir or --lang python, a standalone project outside the repository.
     New {
-        /// detector (for the other kinds, copy components/ncc-tracker, sam or reid)
+        /// detector (for the other kinds, see docs/writing-a-component.md)
         kind: String,
-        /// Crate and folder name: lowercase letters, digits and '-'.
+        /// Component name: lowercase letters, digits and '-'.
         name: String,
+        /// rust | python (componentize-py)
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Create a standalone project in this folder (default for python: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Install a built component into components/NAME/ and register an instance of it in
+    /// models.yaml, after checking its kind, contract version, imports, size and describe.
+    Add {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Instance name (also the folder under components/).
+        #[arg(long)]
+        name: String,
+        /// A model file to install with it: FILE (config key `weights`) or KEY=FILE.
+        #[arg(long, value_name = "[KEY=]FILE")]
+        weights: Vec<String>,
+        /// A config entry handed to the component: KEY=VALUE.
+        #[arg(long = "config", id = "entry", value_name = "KEY=VALUE")]
+        entries: Vec<String>,
+        /// The instance's port (default: the next free one of settings.port_range).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Class names in the model's class order, comma-separated (for components that
+        /// take their labels from the instance).
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+    },
+    /// Write the WIT contract this host speaks (cvat:model and its wasi:nn dependency).
+    Wit {
+        /// Folder to write into.
+        #[arg(default_value = "wit")]
+        dir: PathBuf,
     },
     /// Load one model file and time the backend alone: signature, load, first run, p50/p99.
     Probe {
@@ -156,16 +192,153 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 probe(&cli.root, &model, options, runs)
             }
         }
-        Command::New { kind, name } => {
-            let files = host::scaffold::new_component(&cli.root.join("components"), &kind, &name)
-                .map_err(anyhow::Error::msg)?;
-            for f in files {
-                println!("wrote {f}");
+        Command::New {
+            kind,
+            name,
+            lang,
+            dir,
+        } => new(&cli.root, &kind, &name, &lang, dir),
+        Command::Add {
+            component,
+            name,
+            weights,
+            entries,
+            port,
+            classes,
+        } => add(
+            &cli.root,
+            &config,
+            AddArgs {
+                component,
+                name,
+                weights,
+                entries,
+                port,
+                classes,
+            },
+        ),
+        Command::Wit { dir } => {
+            for path in host::contract::write_wit(&dir).map_err(anyhow::Error::msg)? {
+                println!("wrote {}", path.display());
             }
-            println!("next: scripts/build-components.sh, then put the model at components/{name}/model.onnx (discovery registers it) or reference `implementation: {name}` in models.yaml");
             Ok(())
         }
     }
+}
+
+fn new(
+    root: &Path,
+    kind: &str,
+    name: &str,
+    lang: &str,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let standalone = match (lang, dir) {
+        ("rust", None) => None,
+        ("rust" | "python", Some(dir)) => Some(dir),
+        ("python", None) => Some(PathBuf::from(name)),
+        (other, _) => anyhow::bail!("--lang {other}: rust or python"),
+    };
+    let Some(dir) = standalone else {
+        let files = host::scaffold::new_component(&root.join("components"), kind, name)
+            .map_err(anyhow::Error::msg)?;
+        for f in files {
+            println!("wrote {f}");
+        }
+        println!("next: scripts/build-components.sh, then put the model at components/{name}/model.onnx (discovery registers it) or reference `implementation: {name}` in models.yaml");
+        return Ok(());
+    };
+    let project = host::scaffold::Project {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        lang: host::scaffold::Lang::parse(lang).map_err(anyhow::Error::msg)?,
+        dir: dir.clone(),
+        host_root: root.canonicalize()?,
+        host_bin: std::env::current_exe()?,
+    };
+    for f in host::scaffold::new_project(&project).map_err(anyhow::Error::msg)? {
+        println!("wrote {}", f.display());
+    }
+    println!(
+        "next: cd {} && ./build.sh && ./smoke_test.py   (then `host add component.wasm --name {name} --weights MODEL.onnx`)",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `host add`'s arguments, as typed.
+struct AddArgs {
+    component: PathBuf,
+    name: String,
+    weights: Vec<String>,
+    entries: Vec<String>,
+    port: Option<u16>,
+    classes: Vec<String>,
+}
+
+fn add(root: &Path, config: &Path, args: AddArgs) -> anyhow::Result<()> {
+    use host::config::add::AddRequest;
+    let file = host::config::ModelsFile::load(config, root)?;
+    let req = AddRequest {
+        wasm: args.component,
+        name: args.name,
+        weights: args
+            .weights
+            .iter()
+            .map(|w| AddRequest::parse_weights(w))
+            .collect(),
+        config: args
+            .entries
+            .iter()
+            .map(|c| AddRequest::parse_config(c))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
+        port: args.port,
+        classes: args.classes,
+    };
+    let rt = host::runtime::Runtime::new(
+        root.join(".state/cache/components"),
+        host::up::libraries(root),
+    )?;
+    let added = host::config::add::add(&rt, &file.settings, config, &req)
+        .map_err(|e| anyhow::anyhow!("{} not added: {e}", req.name))?;
+    let labels: Vec<&str> = added.info.labels.iter().map(|l| l.name.as_str()).collect();
+    println!(
+        "added {}: a {} on port {}, labels [{}]",
+        added.name,
+        added.kind,
+        added.port,
+        labels.join(", ")
+    );
+    println!(
+        "  component  {} ({:.1} MB)",
+        added.dir.join("component.wasm").display(),
+        added.bytes as f64 / 1e6
+    );
+    for (key, path) in &added.graphs {
+        println!("  {key:<10} {path}");
+    }
+    println!(
+        "  imports    {} granted{}",
+        added.imports.served.len(),
+        if added.imports.inert.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} inert (linked, every call refused: {})",
+                added.imports.inert.len(),
+                added.imports.inert.join(", ")
+            )
+        }
+    );
+    if labels.is_empty() {
+        println!("  warning: it names no labels, so CVAT cannot use it: add --classes, or a classes.txt beside the weights");
+    }
+    println!(
+        "a running host serves it within a second; CVAT lists it as `{}`",
+        added.name
+    );
+    Ok(())
 }
 
 fn up(root: PathBuf, config: PathBuf, log_format: &str) -> anyhow::Result<()> {

@@ -77,6 +77,64 @@ fn more_attacks_fail_their_request_and_memory_stays_bounded() {
 }
 
 #[test]
+fn a_hostile_python_component_fails_only_its_own_request() {
+    let (bad, good) = (free_port(), free_port());
+    let host = Host::start(
+        &["request_timeout: 10s", "memory_limit_mb: 256"],
+        &[
+            inst("hostile-py", "hostile-py", bad, &[], &[]),
+            Inst {
+                classes: Some(&["red", "green"]),
+                ..inst(
+                    "yolo",
+                    "yolo",
+                    good,
+                    &["weights: tests/fixtures/yolo_v8_test.onnx"],
+                    &[],
+                )
+            },
+        ],
+    );
+    let img = frame_png(64, 48, &[]);
+    // A first ordinary request: CPython's instance is up (compiling 18 MB takes a while).
+    let (s, v) = post(bad, &json!({"image": img}));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(boxes(&v)[0].0, "ok");
+    for (threshold, expect) in [
+        (0.92, "exceeded its deadline"),
+        (0.93, "memory limit of 256 MiB"),
+        (0.95, "over the limit of 10000"),
+        // Sockets are linked so that CPython instantiates, and refuse every use.
+        (0.96, "socket refused"),
+        (0.97, "file refused"),
+    ] {
+        let other = std::thread::spawn({
+            let img = img.clone();
+            move || post(good, &json!({"image": img}))
+        });
+        let (s, v) = post(bad, &json!({"image": img, "threshold": threshold}));
+        let error = v["error"].as_str().unwrap_or_default().to_string();
+        assert!(s == 500 || s == 422, "attack {threshold}: {s} {v}");
+        assert!(error.contains(expect), "attack {threshold}: {v}");
+        assert!(!error.contains("socket connected") && !error.contains("file read"));
+        println!("attack {threshold}: {error}");
+        assert_eq!(
+            other.join().unwrap().0,
+            200,
+            "bystander during attack {threshold}"
+        );
+        assert_eq!(
+            post(bad, &json!({"image": img})).0,
+            200,
+            "recovers after attack {threshold}"
+        );
+    }
+    let rss = rss_mib(&host);
+    println!("host RSS after the Python attacks: {rss:.0} MiB");
+    assert!(rss < 900.0, "host RSS {rss:.0} MiB after the attacks");
+}
+
+#[test]
 fn an_init_that_never_returns_is_cut_off() {
     let (bad, good) = (free_port(), free_port());
     let host = Host::start(

@@ -126,7 +126,7 @@ struct Plan {
     origin: String,
 }
 
-fn temp_spec(
+pub(crate) fn temp_spec(
     settings: &Settings,
     name: &str,
     implementation: &str,
@@ -158,7 +158,7 @@ fn temp_spec(
 }
 
 /// How models.yaml names a model file: relative to the models root, which it must lie under.
-fn model_path(settings: &Settings, file: &Path) -> Result<String, String> {
+pub(crate) fn model_path(settings: &Settings, file: &Path) -> Result<String, String> {
     let root = settings
         .models_root
         .canonicalize()
@@ -259,7 +259,10 @@ fn plan_model_only(
     })
 }
 
-fn free_port(settings: &Settings, taken: &std::collections::HashSet<u16>) -> Option<u16> {
+pub(crate) fn free_port(
+    settings: &Settings,
+    taken: &std::collections::HashSet<u16>,
+) -> Option<u16> {
     (settings.port_range.0..=settings.port_range.1)
         .filter(|p| !taken.contains(p) && *p != settings.gateway_port)
         .find(|&p| std::net::TcpListener::bind((settings.bind, p)).is_ok())
@@ -308,23 +311,34 @@ fn register(
             ));
         }
     }
-    // Re-read right before writing so a manual edit made meanwhile is kept, and check that
-    // the result still parses with every entry that was there.
+    write_entry(config_path, &name, folder, &lines)?;
+    tracing::info!(instance = %name, port, implementation = %plan.implementation, file = %config_path.display(), "registered a discovered instance in models.yaml");
+    Ok(name)
+}
+
+/// Insert the instance `name` (its entry as `lines`, relative to `models:`) into models.yaml,
+/// re-reading the file right before writing so that an edit made meanwhile is kept, and
+/// checking that the result still holds every entry that was there. Refuses when the file
+/// already names `name` or uses `implementation`.
+pub(crate) fn write_entry(
+    config_path: &Path,
+    name: &str,
+    implementation: &str,
+    lines: &[String],
+) -> Result<(), String> {
     let current = std::fs::read_to_string(config_path)
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
     let before = Mentions::read(&current);
-    if before.names.contains(&name) || before.implementations.contains(folder) {
+    if before.names.contains(name) || before.implementations.contains(implementation) {
         return Err(format!(
-            "models.yaml changed meanwhile and already mentions {folder}"
+            "models.yaml already mentions {name} or components/{implementation}"
         ));
     }
-    let updated = insert_instance(&current, &lines);
+    let updated = insert_instance(&current, lines);
     let after = Mentions::read(&updated);
-    if !after.names.contains(&name) || !before.names.is_subset(&after.names) {
+    if !after.names.contains(name) || !before.names.is_subset(&after.names) {
         return Err("the edited models.yaml would not parse as expected; left unchanged".into());
     }
     write_atomic(config_path, &updated)
-        .map_err(|e| format!("writing {}: {e}", config_path.display()))?;
-    tracing::info!(instance = %name, port, implementation = %plan.implementation, file = %config_path.display(), "registered a discovered instance in models.yaml");
-    Ok(name)
+        .map_err(|e| format!("writing {}: {e}", config_path.display()))
 }

@@ -17,8 +17,10 @@
 //! `status` can show it.
 //!
 //! [`yaml_edit`] inserts entries and writes the file atomically, [`watch`] polls it and
-//! `components/`, [`discovery`] registers new component folders.
+//! `components/`, [`discovery`] registers new component folders, [`add`] installs a built
+//! component (`host add`).
 
+pub mod add;
 pub mod discovery;
 pub mod watch;
 pub mod yaml_edit;
@@ -72,6 +74,8 @@ pub struct Settings {
     pub nuclio_port_offset: u16,
     /// Ports handed to discovered instances (inclusive).
     pub port_range: (u16, u16),
+    /// Largest component binary `host add` installs, in bytes.
+    pub max_component_bytes: u64,
 }
 
 impl Settings {
@@ -100,6 +104,8 @@ impl Settings {
             nuclio_host_url: "http://host.docker.internal".into(),
             nuclio_port_offset: 10000,
             port_range: (5001, 5999),
+            // A CPython component (interpreter and standard library inside) is about 18 MB.
+            max_component_bytes: 64 << 20,
         }
     }
 }
@@ -182,6 +188,7 @@ struct RawSettings {
     idle_timeout: Option<Value>,
     request_timeout: Option<Value>,
     memory_limit_mb: Option<u64>,
+    max_component_mb: Option<u64>,
     max_body_mb: Option<usize>,
     max_image_pixels: Option<u64>,
     max_tensor_mb: Option<usize>,
@@ -517,6 +524,9 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     }
     if let Some(v) = raw.memory_limit_mb {
         s.memory_limit = v << 20;
+    }
+    if let Some(v) = raw.max_component_mb {
+        s.max_component_bytes = v << 20;
     }
     if let Some(v) = raw.max_body_mb {
         s.max_body_bytes = v << 20;

@@ -63,7 +63,7 @@ pub fn kind_of(wasm: &[u8]) -> Result<Kind, String> {
                     let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
                     if !version.is_empty() && version != CONTRACT_VERSION {
                         return Err(format!(
-                            "built against cvat:model@{version}, but this host speaks cvat:model@{CONTRACT_VERSION}: rebuild the component against wit/ (scripts/build-components.sh)"
+                            "built against cvat:model@{version}, but this host speaks cvat:model@{CONTRACT_VERSION}: rebuild the component against its contract (`host wit` writes it; in this repository, scripts/build-components.sh)"
                         ));
                     }
                     let kind = match iface {

@@ -444,8 +444,15 @@ pub fn describe(
     let exports = instantiate(rt, &mut store, &component, kind)
         .map_err(|e| format!("instantiating: {e:#}"))?;
     let config = instance_config(spec);
-    let info = on_kind!(&exports, &mut store, call_describe(&config))
-        .map_err(|e| describe_trap(&e, settings.request_timeout, settings.memory_limit, ""))?;
+    let info = on_kind!(&exports, &mut store, call_describe(&config)).map_err(|e| {
+        let printed = store.data().log.take();
+        describe_trap(
+            &e,
+            settings.request_timeout,
+            settings.memory_limit,
+            &printed,
+        )
+    })?;
     Ok((kind, model_info(info)))
 }
 
@@ -497,10 +504,38 @@ fn describe_trap(
             }
         }
     };
-    if let Some(last) = printed.lines().rev().find(|l| !l.trim().is_empty()) {
-        msg.push_str(&format!(" ({last})"));
+    if let Some(reason) = printed_reason(printed) {
+        msg.push_str(&format!(" ({reason})"));
     }
     msg
+}
+
+/// The line of a component's output that says why it stopped: a Python traceback's
+/// exception line, else the last line (a Rust panic's message), skipping `note:` hints.
+fn printed_reason(printed: &str) -> Option<&str> {
+    let mut lines: Vec<&str> = printed
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    while lines.last().is_some_and(|l| l.starts_with("note: ")) {
+        lines.pop();
+    }
+    if let Some(tb) = lines
+        .iter()
+        .rposition(|l| l.starts_with("Traceback (most recent call last)"))
+    {
+        let stop = lines[tb..]
+            .iter()
+            .position(|l| l.starts_with("thread '"))
+            .map_or(lines.len(), |p| tb + p);
+        return lines[tb + 1..stop]
+            .iter()
+            .rev()
+            .find(|l| !l.starts_with(' '))
+            .copied();
+    }
+    lines.last().copied()
 }
 
 fn shape(s: wit::ShapeType) -> ShapeType {
@@ -548,5 +583,22 @@ fn model_info(info: wit::ModelInfo) -> ModelInfo {
                 svg: l.svg,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printed_reason;
+
+    #[test]
+    fn the_reason_a_component_stopped_is_its_exception_or_panic_message() {
+        let python = "Traceback (most recent call last):\n  File \"/0/app.py\", line 51, in detect\nModuleNotFoundError: No module named 'socket'\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            printed_reason(python),
+            Some("ModuleNotFoundError: No module named 'socket'")
+        );
+        let rust = "thread '<unnamed>' panicked at src/lib.rs:80:24:\nhostile: asked to panic\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(printed_reason(rust), Some("hostile: asked to panic"));
+        assert_eq!(printed_reason("\n\n"), None);
     }
 }

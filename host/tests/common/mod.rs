@@ -85,6 +85,12 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
     ));
     std::fs::create_dir_all(dir.join("components")).unwrap();
     std::fs::create_dir_all(dir.join("config")).unwrap();
+    // One compile cache for every test root: entries are named by content and engine and
+    // written atomically, and compiling a CPython component takes 10+ seconds.
+    let cache = repo().join("target/test-cache/components");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::create_dir_all(dir.join(".state/cache")).unwrap();
+    std::os::unix::fs::symlink(&cache, dir.join(".state/cache/components")).unwrap();
     for (name, src) in [
         ("yolo", "components/yolo"),
         ("blazeface", "components/blazeface"),
@@ -102,6 +108,15 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
             need(&format!("{src}/component.wasm"));
             std::os::unix::fs::symlink(repo().join(src), dir.join("components").join(name))
                 .unwrap();
+        }
+    }
+    // Python components: built from their app.py (see `python_component`).
+    for (name, src) in [("hostile-py", "tests/components/hostile-py")] {
+        if instances.iter().any(|i| i.implementation == name) {
+            let wasm = python_component(src, "detector-model");
+            let dir = dir.join("components").join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink(wasm, dir.join("component.wasm")).unwrap();
         }
     }
     let gateway = free_port();
@@ -463,4 +478,48 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// The component built from the Python source folder `src` (its `app.py`, a repository path)
+/// for `world`, with the componentize-py that setup installs. Built once per content under
+/// target/py-components/ (a build takes about ten seconds).
+pub fn python_component(src: &str, world: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let cpy = need(".deps/venv/bin/componentize-py");
+    let src = repo().join(src);
+    let app = std::fs::read(src.join("app.py")).unwrap();
+    let wit: Vec<u8> = ["wit/cvat-model.wit", "wit/deps/wasi-nn/wasi-nn.wit"]
+        .iter()
+        .flat_map(|f| std::fs::read(repo().join(f)).unwrap())
+        .collect();
+    let hash = sha2::Sha256::digest([app, wit, world.as_bytes().to_vec()].concat());
+    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let out_dir = repo().join("target/py-components");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let name = src.file_name().unwrap().to_string_lossy().to_string();
+    let out = out_dir.join(format!("{name}-{hex}.wasm"));
+    if out.is_file() {
+        return out;
+    }
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let run = Command::new(cpy)
+        .arg("-q")
+        .arg("-d")
+        .arg(repo().join("wit"))
+        .args(["-w", world, "componentize", "-p"])
+        .arg(&src)
+        .arg("app")
+        .arg("-o")
+        .arg(&tmp)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "componentize-py failed for {}:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::rename(&tmp, &out).unwrap();
+    out
 }

@@ -14,7 +14,8 @@
 //! | 0.90 | echoes the frame it got: a rectangle over all of it (attribute `frame` = `WxH`), a mask with a checkerboard bitmap over its centre quarter, a point at its last pixel and a one-element skeleton at its centre |
 //! | other | returns one `ok` rectangle over the frame |
 //!
-//! With config `hang_in_init: true`, `init` never returns. With config `input_size: WxH`,
+//! With config `hang_in_init: true`, `init` never returns; with `describe: panic` or
+//! `describe: hang`, `describe` traps or never returns. With config `input_size: WxH`,
 //! `init` declares that input size (so the host may hand it reduced JPEG frames).
 
 use std::hint::black_box;
@@ -34,7 +35,17 @@ fn recurse(n: u64) -> u64 {
 }
 
 impl exports::cvat::model::detector::Guest for Hostile {
-    fn describe(_config: InstanceConfig) -> ModelInfo {
+    fn describe(config: InstanceConfig) -> ModelInfo {
+        match config.config.iter().find(|e| e.key == "describe").map(|e| e.value.as_str()) {
+            Some("panic") => panic!("hostile: asked to panic in describe"),
+            Some("hang") => {
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            _ => {}
+        }
         ModelInfo {
             labels: vec![],
             description: "misbehaves on request".into(),

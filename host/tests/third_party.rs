@@ -1,0 +1,474 @@
+//! Third-party components: the contract as a product (`host wit`), projects made by
+//! `host new` outside the repository (Python through componentize-py, standalone Rust), and
+//! `host add` with each of its refusals, tested with crafted components.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn host_cmd(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_host"));
+    c.arg("--root").arg(root);
+    c
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+/// A fresh folder outside the repository (the system's temp dir).
+fn outside(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cvat-host-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn host_wit_writes_the_contract_this_host_speaks() {
+    let dir = outside("wit");
+    ok(
+        host_cmd(&repo())
+            .arg("wit")
+            .arg(dir.join("wit"))
+            .output()
+            .unwrap(),
+        "host wit",
+    );
+    for rel in ["cvat-model.wit", "deps/wasi-nn/wasi-nn.wit"] {
+        assert_eq!(
+            std::fs::read(dir.join("wit").join(rel)).unwrap(),
+            std::fs::read(repo().join("wit").join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The CVAT way to call a function: through the gateway's invocation endpoint.
+fn invoke_via_gateway(gateway: u16, name: &str, body: &Value) -> (u16, Value) {
+    let r = ureq::post(&format!(
+        "http://127.0.0.1:{gateway}/api/function_invocations"
+    ))
+    .set("content-type", "application/json")
+    .set("x-nuclio-function-name", name)
+    .set("x-nuclio-path", "/")
+    .set("x-nuclio-invoke-via", "domain-name")
+    .timeout(Duration::from_secs(300))
+    .send_string(&body.to_string());
+    let r = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    (r.status(), r.into_json().unwrap())
+}
+
+#[test]
+fn a_python_detector_made_outside_the_repo_is_built_added_listed_and_called_like_the_rust_one() {
+    // From an empty folder: scaffold, build (one command), its own smoke test (one command).
+    let work = outside("python");
+    let project = work.join("face-py");
+    ok(
+        host_cmd(&repo())
+            .args(["new", "detector", "face-py", "--lang", "python", "--dir"])
+            .arg(&project)
+            .output()
+            .unwrap(),
+        "host new --lang python",
+    );
+    let built = ok(
+        Command::new(project.join("build.sh"))
+            .env_remove("COMPONENTIZE_PY")
+            .output()
+            .unwrap(),
+        "build.sh",
+    );
+    assert!(built.contains("built component.wasm"), "{built}");
+    let smoke = ok(
+        Command::new(project.join("smoke_test.py"))
+            .output()
+            .unwrap(),
+        "smoke_test.py",
+    );
+    assert!(smoke.contains("smoke test passed"), "{smoke}");
+    assert!(smoke.contains("7 inert"), "{smoke}");
+
+    // `host add` into a running host, beside the Rust component of the same model.
+    let rust_port = free_port();
+    let host = Host::start(
+        &[],
+        &[Inst {
+            classes: Some(&["face"]),
+            ..inst(
+                "face-rust",
+                "blazeface",
+                rust_port,
+                &["weights: models/face_detection_short_range.onnx"],
+                &[],
+            )
+        }],
+    );
+    let py_port = free_port();
+    let added = ok(
+        host_cmd(&host.dir)
+            .arg("add")
+            .arg(project.join("component.wasm"))
+            .args(["--name", "face-py", "--port", &py_port.to_string()])
+            .arg("--weights")
+            .arg(repo().join("models/face_detection_short_range.onnx"))
+            .output()
+            .unwrap(),
+        "host add",
+    );
+    assert!(added.contains("a detector on port"), "{added}");
+    // The running host picks it up; CVAT's listing shows it with its label.
+    wait_until(
+        "the gateway lists face-py",
+        Duration::from_secs(300),
+        || {
+            ureq::get(&format!(
+                "http://127.0.0.1:{}/api/functions/face-py",
+                host.gateway
+            ))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<Value>().ok())
+            .is_some_and(|f| {
+                f["metadata"]["annotations"]["spec"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("\"face\""))
+            })
+        },
+    );
+
+    // Its boxes match the Rust component's within 0.5 px, on the astronaut and on
+    // a rescaled copy and crops of other aspect ratios (other letterbox mappings).
+    let astronaut = image::open(need("tests/fixtures/astronaut.png"))
+        .unwrap()
+        .to_rgb8();
+    let mut variants = vec![("astronaut".to_string(), astronaut.clone())];
+    let half = image::imageops::resize(&astronaut, 256, 256, image::imageops::FilterType::Triangle);
+    variants.push(("astronaut at 256x256".into(), half));
+    let wide = image::imageops::crop_imm(&astronaut, 80, 20, 300, 220).to_image();
+    variants.push(("a 300x220 crop".into(), wide));
+    let tall = image::imageops::crop_imm(&astronaut, 150, 30, 200, 300).to_image();
+    variants.push(("a 200x300 crop".into(), tall));
+    let mut compared = 0;
+    for (what, img) in &variants {
+        let body = json!({"image": png_b64(img)});
+        let (s, rust) = post(rust_port, &body);
+        assert_eq!(s, 200, "{rust}");
+        let (s, py) = invoke_via_gateway(host.gateway, "face-py", &body);
+        assert_eq!(s, 200, "{what}: {py}");
+        let (rust, py) = (boxes(&rust), boxes(&py));
+        assert_eq!(rust.len(), py.len(), "{what}: rust {rust:?} python {py:?}");
+        assert!(!rust.is_empty(), "{what}: no face found");
+        for (r, p) in rust.iter().zip(&py) {
+            assert_eq!(r.0, p.0);
+            let worst =
+                r.1.iter()
+                    .zip(&p.1)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+            println!(
+                "{what}: rust {:?} python {:?}: {worst:.3} px apart",
+                r.1, p.1
+            );
+            assert!(worst <= 0.5, "{what}: {worst} px apart");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 4);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn a_standalone_rust_project_builds_with_the_setup_toolchain_and_passes_its_smoke_test() {
+    let work = outside("rust");
+    let project = work.join("my-det");
+    ok(
+        host_cmd(&repo())
+            .args(["new", "detector", "my-det", "--lang", "rust", "--dir"])
+            .arg(&project)
+            .output()
+            .unwrap(),
+        "host new --lang rust --dir",
+    );
+    // Its own workspace, the contract and the SDK vendored: nothing points into the repo
+    // but the toolchain path in build.sh.
+    assert!(std::fs::read_to_string(project.join("Cargo.toml"))
+        .unwrap()
+        .contains("[workspace]"));
+    assert!(project.join("wit/cvat-model.wit").is_file());
+    assert!(project.join("sdk/src/pixels.rs").is_file());
+    let built = ok(
+        Command::new(project.join("build.sh"))
+            // The std build is shared between runs (build-std compiles std for the target).
+            .env("CARGO_TARGET_DIR", repo().join("target/guest-standalone"))
+            .output()
+            .unwrap(),
+        "build.sh",
+    );
+    assert!(built.contains("built component.wasm"), "{built}");
+    let smoke = ok(
+        Command::new(project.join("smoke_test.py"))
+            .output()
+            .unwrap(),
+        "smoke_test.py",
+    );
+    assert!(smoke.contains("smoke test passed"), "{smoke}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// `wasm` with every occurrence of `from` replaced by `to` (same length: names in the
+/// binary are length-prefixed).
+fn patched(wasm: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "{from} -> {to}");
+    let (from, to) = (from.as_bytes(), to.as_bytes());
+    let mut out = wasm.to_vec();
+    let mut i = 0;
+    let mut n = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(n > 0, "{} not found", String::from_utf8_lossy(from));
+    out
+}
+
+/// `wasm` with a custom section of `size` bytes appended (still a valid component).
+fn padded(wasm: &[u8], size: usize) -> Vec<u8> {
+    fn leb(mut v: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let name = b"padding";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend(std::iter::repeat_n(0u8, size));
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend(payload);
+    out
+}
+
+#[test]
+fn host_add_refuses_what_it_cannot_serve_or_should_not_trust_and_leaves_nothing_behind() {
+    let (root, _) = make_root(&["request_timeout: 2s", "max_component_mb: 1"], &[]);
+    let crafted = root.join("crafted");
+    std::fs::create_dir_all(&crafted).unwrap();
+    let blazeface = std::fs::read(need("components/blazeface/component.wasm")).unwrap();
+    let hostile = std::fs::read(need("tests/components/hostile/component.wasm")).unwrap();
+    let weights = need("models/face_detection_short_range.onnx");
+    let contract = format!("@{}", host::runtime::kind::CONTRACT_VERSION);
+    let write = |name: &str, bytes: Vec<u8>| {
+        let p = crafted.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let cases: Vec<(&str, PathBuf, Vec<&str>, Vec<String>)> = vec![
+        (
+            "over the size limit",
+            write("big.wasm", padded(&blazeface, 2 << 20)),
+            vec![],
+            vec!["over the limit of 1.0 MB".into(), "max_component_mb".into()],
+        ),
+        (
+            "no kind",
+            write(
+                "nokind.wasm",
+                patched(
+                    &blazeface,
+                    &format!("cvat:model/detector{contract}"),
+                    &format!("cvat:model/detectoz{contract}"),
+                ),
+            ),
+            vec![],
+            vec!["exports none of cvat:model/detector".into()],
+        ),
+        (
+            "another contract version",
+            write(
+                "oldcontract.wasm",
+                patched(
+                    &blazeface,
+                    &format!("cvat:model/detector{contract}"),
+                    "cvat:model/detector@0.2.0",
+                ),
+            ),
+            vec![],
+            vec!["built against cvat:model@0.2.0".into()],
+        ),
+        (
+            "imports outside the granted set",
+            write(
+                "spy.wasm",
+                patched(
+                    &patched(
+                        &blazeface,
+                        "wasi:cli/environment@0.2.6",
+                        "acme:spy/environment@0.2.6",
+                    ),
+                    "wasi:clocks/wall-clock@0.2.6",
+                    "wasi:http/wall-clock@0.2.600",
+                ),
+            ),
+            vec![],
+            vec![
+                "acme:spy/environment@0.2.6: not in the granted set".into(),
+                "wasi:http/wall-clock@0.2.600: HTTP is not granted".into(),
+            ],
+        ),
+        (
+            "describe traps",
+            write("hostile-panic.wasm", hostile.clone()),
+            vec!["--config", "describe=panic"],
+            vec![
+                "describe failed".into(),
+                "asked to panic in describe".into(),
+            ],
+        ),
+        (
+            "describe never returns",
+            write("hostile.wasm", hostile.clone()),
+            vec!["--config", "describe=hang"],
+            vec![
+                "describe failed".into(),
+                "exceeded its deadline of 2.0s".into(),
+            ],
+        ),
+        (
+            "a needed config key is missing",
+            write("blazeface.wasm", blazeface.clone()),
+            vec![],
+            vec![
+                "needs config `weights`".into(),
+                "--weights weights=FILE.onnx".into(),
+            ],
+        ),
+        (
+            "weights that are not an .onnx file",
+            crafted.join("blazeface.wasm"),
+            vec!["--weights", "crafted/spy.wasm"],
+            vec!["an .onnx model file is expected".into()],
+        ),
+    ];
+    let models_yaml = root.join("config/models.yaml");
+    let yaml_before = std::fs::read_to_string(&models_yaml).unwrap();
+    let listing = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let components_before = listing(&root.join("components"));
+    for (what, wasm, extra, expect) in &cases {
+        let out = host_cmd(&root)
+            .current_dir(&root)
+            .arg("add")
+            .arg(wasm)
+            .args(["--name", "newcomer"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{what}: accepted");
+        println!("{what}: {}", err.trim());
+        assert!(
+            err.starts_with("error: newcomer not added: "),
+            "{what}: {err}"
+        );
+        for e in expect {
+            assert!(err.contains(e.as_str()), "{what}: expected `{e}` in {err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&models_yaml).unwrap(),
+            yaml_before,
+            "{what}: models.yaml changed"
+        );
+        assert_eq!(
+            listing(&root.join("components")),
+            components_before,
+            "{what}: components/ changed"
+        );
+    }
+
+    // The same component with what it needs is installed and registered.
+    let out = host_cmd(&root)
+        .arg("add")
+        .arg(crafted.join("blazeface.wasm"))
+        .args([
+            "--name",
+            "newcomer",
+            "--classes",
+            "face",
+            "--config",
+            "threshold=0.6",
+        ])
+        .arg("--weights")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    let text = ok(out, "host add");
+    assert!(text.contains("added newcomer: a detector"), "{text}");
+    let yaml = std::fs::read_to_string(&models_yaml).unwrap();
+    assert!(
+        yaml.starts_with(&yaml_before),
+        "the user's text is kept as it was:\n{yaml}"
+    );
+    let file = host::config::ModelsFile::parse(&yaml, &root).unwrap();
+    let spec = file
+        .instances
+        .iter()
+        .find(|i| i.name == "newcomer")
+        .unwrap_or_else(|| panic!("no newcomer in\n{yaml}"));
+    assert_eq!(spec.implementation, "newcomer");
+    assert_eq!(spec.classes, vec![(0, "face".to_string())]);
+    assert!(spec.config.contains(&("threshold".into(), "0.6".into())));
+    let staged_weights = root.join("components/newcomer/face_detection_short_range.onnx");
+    assert_eq!(
+        spec.graphs["weights"],
+        staged_weights.canonicalize().unwrap()
+    );
+    assert!(root.join("components/newcomer/component.wasm").is_file());
+    // Installing it again under the same name is refused.
+    let again = host_cmd(&root)
+        .arg("add")
+        .arg(crafted.join("blazeface.wasm"))
+        .args(["--name", "newcomer"])
+        .arg("--weights")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let _ = std::fs::remove_dir_all(&root);
+}
