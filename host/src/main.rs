@@ -58,7 +58,7 @@ enum Command {
     /// Scaffold a component that builds and passes a smoke test: a crate under components/,
     /// or, with --dir or --lang python, a standalone project outside the repository.
     New {
-        /// detector (for the other kinds, see docs/writing-a-component.md)
+        /// detector, or with --lang python also tracker, interactor or reid
         kind: String,
         /// Component name: lowercase letters, digits and '-'.
         name: String,
@@ -260,7 +260,7 @@ fn new(
         println!("wrote {}", f.display());
     }
     println!(
-        "next: cd {} && ./build.sh && ./smoke_test.py   (then `host add component.wasm --name {name} --weights MODEL.onnx`)",
+        "next: cd {} && ./build.sh && ./smoke_test.py   (then `host add component.wasm --name {name} [--weights MODEL.onnx]`)",
         dir.display()
     );
     Ok(())

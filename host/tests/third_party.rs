@@ -472,3 +472,172 @@ fn host_add_refuses_what_it_cannot_serve_or_should_not_trust_and_leaves_nothing_
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Scaffold the Python example of `kind` outside the repo, build it, run its smoke test;
+/// returns the built component.
+fn python_example(work: &Path, kind: &str) -> PathBuf {
+    let project = work.join(format!("py-{kind}"));
+    ok(
+        host_cmd(&repo())
+            .args([
+                "new",
+                kind,
+                &format!("py-{kind}"),
+                "--lang",
+                "python",
+                "--dir",
+            ])
+            .arg(&project)
+            .output()
+            .unwrap(),
+        &format!("host new {kind} --lang python"),
+    );
+    ok(
+        Command::new(project.join("build.sh")).output().unwrap(),
+        &format!("{kind}: build.sh"),
+    );
+    let smoke = ok(
+        Command::new(project.join("smoke_test.py"))
+            .output()
+            .unwrap(),
+        &format!("{kind}: smoke_test.py"),
+    );
+    assert!(smoke.contains("smoke test passed"), "{smoke}");
+    project.join("component.wasm")
+}
+
+fn iou(a: &[f64], b: &[f64]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+#[test]
+fn the_python_examples_of_the_other_kinds_build_pass_their_smoke_tests_and_work() {
+    let work = outside("kinds");
+    let host = Host::start(&[], &[]);
+    let mut ports = std::collections::HashMap::new();
+    for kind in ["tracker", "interactor", "reid"] {
+        let wasm = python_example(&work, kind);
+        let port = free_port();
+        ok(
+            host_cmd(&host.dir)
+                .arg("add")
+                .arg(&wasm)
+                .args(["--name", &format!("py-{kind}"), "--port", &port.to_string()])
+                .output()
+                .unwrap(),
+            &format!("host add {kind}"),
+        );
+        ports.insert(kind, port);
+    }
+    for kind in ["tracker", "interactor", "reid"] {
+        wait_until(
+            &format!("py-{kind} is listed"),
+            Duration::from_secs(300),
+            || {
+                ureq::get(&format!(
+                    "http://127.0.0.1:{}/api/functions/py-{kind}",
+                    host.gateway
+                ))
+                .call()
+                .is_ok()
+            },
+        );
+    }
+
+    // Tracker: a textured square moving 6 px right and 3 px down per frame.
+    let (w, h) = (320u32, 240u32);
+    let frame = |i: u32| {
+        let mut img = texture(w, h, 7);
+        let square = texture(40, 40, 99);
+        image::imageops::overlay(&mut img, &square, (60 + 6 * i) as i64, (50 + 3 * i) as i64);
+        img
+    };
+    let truth = |i: u32| {
+        let (x, y) = ((60 + 6 * i) as f64, (50 + 3 * i) as f64);
+        vec![x, y, x + 40.0, y + 40.0]
+    };
+    let port = ports["tracker"];
+    let (s, v) = post(
+        port,
+        &json!({"image": png_b64(&frame(0)), "shapes": [truth(0)], "states": []}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let mut states = v["states"].clone();
+    for i in 1..8 {
+        let (s, v) = post(
+            port,
+            &json!({"image": png_b64(&frame(i)), "shapes": [null], "states": states}),
+        );
+        assert_eq!(s, 200, "{v}");
+        let shape = &v["shapes"][0];
+        let points: Vec<f64> = shape
+            .get("points")
+            .unwrap_or(shape)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect();
+        let overlap = iou(&points, &truth(i));
+        println!("tracker frame {i}: {points:?} IoU {overlap:.2}");
+        assert!(overlap > 0.7, "frame {i}: {points:?} vs {:?}", truth(i));
+        states = v["states"].clone();
+    }
+
+    // Interactor: a click inside a red rectangle on grey; the mask is the rectangle.
+    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
+    for y in 80..150 {
+        for x in 100..220 {
+            img.put_pixel(x, y, image::Rgb([220, 30, 30]));
+        }
+    }
+    let (s, v) = post(
+        ports["interactor"],
+        &json!({"image": png_b64(&img), "pos_points": [[150.0, 110.0]], "neg_points": [], "obj_bbox": []}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let mask = mask_from_rle(&v["shapes"][0]["points"], w as usize, h as usize);
+    let (mut inter, mut union) = (0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            let want = (100..220).contains(&x) && (80..150).contains(&y);
+            let got = mask[(y * w + x) as usize];
+            inter += (want && got) as u32;
+            union += (want || got) as u32;
+        }
+    }
+    println!("interactor mask IoU {:.3}", inter as f64 / union as f64);
+    assert!(inter as f64 / union as f64 > 0.98);
+
+    // Re-id: red, green and blue squares move 10 px and are listed in another order; a
+    // fourth box in frame 0 has no partner near it.
+    let squares = |shift: u32, order: &[usize]| {
+        let colours = [[220u8, 30, 30], [30, 200, 30], [30, 30, 220]];
+        let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
+        let mut boxes = Vec::new();
+        for &k in order {
+            let (x0, y0) = (20 + 100 * k as u32 + shift, 40 + shift);
+            for y in y0..y0 + 50 {
+                for x in x0..x0 + 50 {
+                    img.put_pixel(x, y, image::Rgb(colours[k]));
+                }
+            }
+            boxes.push(json!({"points": [x0, y0, x0 + 50, y0 + 50]}));
+        }
+        (img, boxes)
+    };
+    let (img0, mut boxes0) = squares(0, &[0, 1, 2]);
+    boxes0.push(json!({"points": [10, 180, 60, 230]}));
+    let (img1, boxes1) = squares(10, &[2, 0, 1]);
+    let (s, v) = post(
+        ports["reid"],
+        &json!({"image0": png_b64(&img0), "image1": png_b64(&img1), "boxes0": boxes0, "boxes1": boxes1}),
+    );
+    assert_eq!(s, 200, "{v}");
+    println!("reid matches {v}");
+    assert_eq!(v, json!([1, 2, 0, -1]));
+    let _ = std::fs::remove_dir_all(&work);
+}

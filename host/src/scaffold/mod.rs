@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 use crate::config::check_name;
 
 const DETECTOR: &str = include_str!("detector.rs.tmpl");
-const PY_DETECTOR: &str = include_str!("python/detector.py");
+/// Python templates by kind: each a complete small example (see docs/writing-a-component.md).
+const PY_TEMPLATES: &[(&str, &str)] = &[
+    ("detector", include_str!("python/detector.py")),
+    ("tracker", include_str!("python/tracker.py")),
+    ("interactor", include_str!("python/interactor.py")),
+    ("reid", include_str!("python/reid.py")),
+];
 const PY_BUILD: &str = include_str!("python/build.sh");
 const RUST_BUILD: &str = include_str!("rust/build.sh");
 const SMOKE_TEST: &str = include_str!("smoke_test.py");
@@ -98,7 +104,12 @@ fn only_detectors(kind: &str) -> Result<(), String> {
     match kind {
         "detector" => Ok(()),
         "tracker" | "interactor" | "reid" => Err(format!(
-            "`host new` scaffolds detectors; for a {kind}, start from its example in docs/writing-a-component.md"
+            "`host new` scaffolds Rust detectors; for a {kind}, use --lang python, or start from components/{} (see docs/writing-a-component.md)",
+            match kind {
+                "tracker" => "ncc-tracker",
+                "interactor" => "sam",
+                _ => "reid",
+            }
         )),
         other => Err(format!(
             "unknown kind `{other}` (detector, tracker, interactor, reid)"
@@ -111,7 +122,20 @@ fn only_detectors(kind: &str) -> Result<(), String> {
 /// root and calls it as CVAT would) and a README. Returns the files written.
 pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
     check_component_name(&p.name)?;
-    only_detectors(&p.kind)?;
+    let py_template = PY_TEMPLATES
+        .iter()
+        .find(|(k, _)| *k == p.kind)
+        .map(|(_, t)| *t);
+    match p.lang {
+        Lang::Rust => only_detectors(&p.kind)?,
+        Lang::Python if py_template.is_none() => {
+            return Err(format!(
+                "unknown kind `{}` (detector, tracker, interactor, reid)",
+                p.kind
+            ))
+        }
+        Lang::Python => {}
+    }
     if p.dir.exists()
         && std::fs::read_dir(&p.dir)
             .map(|mut d| d.next().is_some())
@@ -124,6 +148,8 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
     let world = format!("{}-model", p.kind);
     let mut files: Vec<(String, String, bool)> = Vec::new();
     let (weights, config, classes, expect) = match p.lang {
+        // The other Python examples need no model.
+        Lang::Python if p.kind != "detector" => (String::new(), String::new(), "", 0),
         // The example is BlazeFace: one face on the astronaut.
         Lang::Python => (
             quote(&format!("{root}/models/face_detection_short_range.onnx")),
@@ -147,14 +173,16 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
         .replace("{{classes}}", classes)
         .replace("{{image}}", &image)
         .replace("{{expect}}", &expect.to_string())
+        .replace("{{kind}}", &p.kind)
         .replace("{{name}}", &p.name);
     files.push(("smoke_test.py".into(), smoke, true));
     let crate_name = p.name.replace('-', "_");
     match p.lang {
         Lang::Python => {
+            let template = py_template.unwrap_or_default();
             files.push((
                 "app.py".into(),
-                PY_DETECTOR.replace("{{name}}", &p.name),
+                template.replace("{{name}}", &p.name),
                 false,
             ));
             files.push((

@@ -20,8 +20,10 @@ WEIGHTS = [{{weights}}]  # --weights arguments: FILE or KEY=FILE
 CONFIG = [{{config}}]  # --config arguments: KEY=VALUE
 CLASSES = "{{classes}}"  # --classes, for a component that takes its labels from the instance
 IMAGE = "{{image}}"
-EXPECT_AT_LEAST = {{expect}}  # shapes the answer must hold for IMAGE
+EXPECT_AT_LEAST = {{expect}}  # detections the answer must hold for IMAGE
 NAME = "{{name}}"
+KIND = "{{kind}}"
+BOX = [179.0, 81.0, 272.0, 174.0]  # an object in IMAGE (the astronaut's face)
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.join(here, ".smoke")
@@ -49,6 +51,38 @@ def http(port, path, body=None):
         return json.load(r)
 
 
+def call(port, image):
+    """Send IMAGE the way CVAT does for this kind and check the answer's shape."""
+    if KIND == "detector":
+        answer = http(port, "/", {"image": image})
+        assert isinstance(answer, list), f"expected a list of shapes, got {answer!r}"
+        print(f"answer: {len(answer)} shape(s): {json.dumps(answer)[:400]}")
+        assert len(answer) >= EXPECT_AT_LEAST, f"expected at least {EXPECT_AT_LEAST} shape(s)"
+    elif KIND == "tracker":
+        first = http(port, "/", {"image": image, "shapes": [BOX], "states": []})
+        assert len(first["shapes"]) == 1 and len(first["states"]) == 1, first
+        then = http(port, "/", {"image": image, "shapes": [None], "states": first["states"]})
+        print(f"tracked: {first['shapes'][0]} -> {then['shapes'][0]}")
+        assert then["shapes"][0] is not None, then
+    elif KIND == "interactor":
+        click = [(BOX[0] + BOX[2]) / 2, (BOX[1] + BOX[3]) / 2]
+        answer = http(port, "/", {"image": image, "pos_points": [click], "neg_points": [],
+                                  "obj_bbox": []})
+        masks = [s for s in answer["shapes"] if s["type"] == "mask"]
+        print(f"answer: {len(masks)} mask(s)")
+        assert masks, answer
+    elif KIND == "reid":
+        elsewhere = [0.0, 400.0, 100.0, 500.0]
+        shifted = [BOX[0] + 4, BOX[1] + 4, BOX[2] + 4, BOX[3] + 4]
+        answer = http(port, "/", {"image0": image, "image1": image,
+                                  "boxes0": [{"points": BOX}],
+                                  "boxes1": [{"points": elsewhere}, {"points": shifted}]})
+        print(f"matches: {answer}")
+        assert answer == [1], answer
+    else:
+        sys.exit(f"unknown kind {KIND}")
+
+
 shutil.rmtree(root, ignore_errors=True)
 os.makedirs(os.path.join(root, "config"))
 gateway, port = free_port(), free_port()
@@ -71,13 +105,10 @@ try:
     kind = listed["metadata"]["annotations"]["type"]
     labels = json.loads(listed["metadata"]["annotations"]["spec"])
     print(f"listed: {NAME} ({kind}), labels {[l['name'] for l in labels]}")
-    assert labels, "CVAT would list it with no labels"
+    assert labels or kind != "detector", "CVAT would list it with no labels"
     with open(IMAGE, "rb") as f:
         image = base64.b64encode(f.read()).decode()
-    answer = http(port, "/", {"image": image})
-    assert isinstance(answer, list), f"expected a list of shapes, got {answer!r}"
-    print(f"answer: {len(answer)} shape(s): {json.dumps(answer)[:400]}")
-    assert len(answer) >= EXPECT_AT_LEAST, f"expected at least {EXPECT_AT_LEAST} shape(s)"
+    call(port, image)
     print("smoke test passed")
 finally:
     host("down")

@@ -523,3 +523,33 @@ pub fn python_component(src: &str, world: &str) -> PathBuf {
     std::fs::rename(&tmp, &out).unwrap();
     out
 }
+
+/// Decode CVAT's mask RLE with its bbox at the end into a full-frame bitmap.
+pub fn mask_from_rle(points: &Value, width: usize, height: usize) -> Vec<bool> {
+    let v: Vec<u64> = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap() as u64)
+        .collect();
+    let (rle, bbox) = v.split_at(v.len() - 4);
+    let (x1, y1, x2, _y2) = (
+        bbox[0] as usize,
+        bbox[1] as usize,
+        bbox[2] as usize,
+        bbox[3],
+    );
+    let bw = x2 - x1 + 1;
+    let mut full = vec![false; width * height];
+    let (mut i, mut on) = (0usize, false);
+    for &run in rle {
+        for k in i..i + run as usize {
+            if on {
+                full[(y1 + k / bw) * width + x1 + k % bw] = true;
+            }
+        }
+        i += run as usize;
+        on = !on;
+    }
+    full
+}
