@@ -71,26 +71,7 @@ enum Command {
     },
     /// Install a built component into components/NAME/ and register an instance of it in
     /// models.yaml, after checking its kind, contract version, imports, size and describe.
-    Add {
-        /// The component (.wasm).
-        component: PathBuf,
-        /// Instance name (also the folder under components/).
-        #[arg(long)]
-        name: String,
-        /// A model file to install with it: FILE (config key `weights`) or KEY=FILE.
-        #[arg(long, value_name = "[KEY=]FILE")]
-        weights: Vec<String>,
-        /// A config entry handed to the component: KEY=VALUE.
-        #[arg(long = "config", id = "entry", value_name = "KEY=VALUE")]
-        entries: Vec<String>,
-        /// The instance's port (default: the next free one of settings.port_range).
-        #[arg(long)]
-        port: Option<u16>,
-        /// Class names in the model's class order, comma-separated (for components that
-        /// take their labels from the instance).
-        #[arg(long, value_delimiter = ',')]
-        classes: Vec<String>,
-    },
+    Add(AddArgs),
     /// Write the WIT contract this host speaks (cvat:model and its wasi:nn dependency).
     Wit {
         /// Folder to write into.
@@ -198,25 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             lang,
             dir,
         } => new(&cli.root, &kind, &name, &lang, dir),
-        Command::Add {
-            component,
-            name,
-            weights,
-            entries,
-            port,
-            classes,
-        } => add(
-            &cli.root,
-            &config,
-            AddArgs {
-                component,
-                name,
-                weights,
-                entries,
-                port,
-                classes,
-            },
-        ),
+        Command::Add(args) => add(&cli.root, &config, args),
         Command::Wit { dir } => {
             for path in host::contract::write_wit(&dir).map_err(anyhow::Error::msg)? {
                 println!("wrote {}", path.display());
@@ -267,12 +230,25 @@ fn new(
 }
 
 /// `host add`'s arguments, as typed.
+#[derive(clap::Args)]
 struct AddArgs {
+    /// The component (.wasm).
     component: PathBuf,
+    /// Instance name (also the folder under components/).
+    #[arg(long)]
     name: String,
+    /// A model file to install with it: FILE (config key `weights`) or KEY=FILE.
+    #[arg(long, value_name = "[KEY=]FILE")]
     weights: Vec<String>,
+    /// A config entry handed to the component: KEY=VALUE.
+    #[arg(long = "config", id = "entry", value_name = "KEY=VALUE")]
     entries: Vec<String>,
+    /// The instance's port (default: the next free one of settings.port_range).
+    #[arg(long)]
     port: Option<u16>,
+    /// Class names in the model's class order, comma-separated (for components that
+    /// take their labels from the instance).
+    #[arg(long, value_delimiter = ',')]
     classes: Vec<String>,
 }
 
