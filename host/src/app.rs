@@ -11,6 +11,8 @@ use crate::runtime::Runtime;
 pub struct App {
     pub runtime: Arc<Runtime>,
     pub settings: Arc<Settings>,
+    /// Other hosts whose functions the gateway lists and forwards to.
+    pub pools: crate::pools::Pools,
     instances: RwLock<Vec<Arc<Instance>>>,
     broken: RwLock<Vec<BrokenInstance>>,
     ready: std::sync::atomic::AtomicBool,
@@ -19,9 +21,11 @@ pub struct App {
 impl App {
     /// An app with no instances yet.
     pub fn new(runtime: Arc<Runtime>, settings: Arc<Settings>) -> Self {
+        let pools = crate::pools::Pools::new(settings.pools.clone(), settings.pool_timeout);
         Self {
             runtime,
             settings,
+            pools,
             instances: RwLock::new(vec![]),
             broken: RwLock::new(vec![]),
             ready: Default::default(),

@@ -76,6 +76,18 @@ pub struct Settings {
     pub port_range: (u16, u16),
     /// Largest component binary `host add` installs, in bytes.
     pub max_component_bytes: u64,
+    /// Other hosts whose functions this gateway lists and forwards to (see [`crate::pools`]).
+    pub pools: Vec<PoolSpec>,
+    /// How long the gateway waits for a pool member's listing.
+    pub pool_timeout: Duration,
+}
+
+/// A pool: hosts serving the same models.yaml, reached by their gateway URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub name: String,
+    /// `http://HOST:PORT` of each member's gateway, without a trailing slash.
+    pub members: Vec<String>,
 }
 
 impl Settings {
@@ -106,6 +118,8 @@ impl Settings {
             port_range: (5001, 5999),
             // A CPython component (interpreter and standard library inside) is about 18 MB.
             max_component_bytes: 64 << 20,
+            pools: vec![],
+            pool_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -203,6 +217,8 @@ struct RawSettings {
     nuclio_host_url: Option<String>,
     nuclio_port_offset: Option<u16>,
     port_range: Option<String>,
+    pools: Option<Mapping>,
+    pool_timeout: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -581,7 +597,53 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
             }
         }
     }
+    if let Some(v) = raw.pool_timeout {
+        s.pool_timeout = parse_duration(&v).map_err(|e| field("pool_timeout", e))?;
+    }
+    for (name, members) in raw.pools.unwrap_or_default() {
+        let name = render(&name);
+        check_name(&name).map_err(|e| field("pools", e))?;
+        let urls: Vec<String> = match members {
+            Value::String(one) => vec![one],
+            Value::Sequence(many) => many.iter().map(render).collect(),
+            other => {
+                return Err(field(
+                    &format!("pools.{name}"),
+                    format!("expected a URL or a list of URLs, got {}", render(&other)),
+                ))
+            }
+        };
+        let mut checked = Vec::new();
+        for url in urls {
+            checked.push(check_pool_url(&url).map_err(|e| field(&format!("pools.{name}"), e))?);
+        }
+        if checked.is_empty() {
+            return Err(field(&format!("pools.{name}"), "no member URLs".into()));
+        }
+        s.pools.push(PoolSpec {
+            name,
+            members: checked,
+        });
+    }
     Ok(s)
+}
+
+/// `http://HOST:PORT` (a trailing slash allowed), as the gateway will call it.
+fn check_pool_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}`: expected http://HOST:PORT (TLS ends before the hosts)"))?;
+    match rest.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty()
+                && !host.contains('/')
+                && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+        {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(format!("`{url}`: expected http://HOST:PORT")),
+    }
 }
 
 fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<InstanceSpec, String> {

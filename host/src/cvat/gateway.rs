@@ -19,6 +19,9 @@ use crate::instance::{Instance, State as InstanceState};
 use crate::serve::api_error::ApiError;
 use crate::serve::{invoke, read_body};
 
+/// How long a forwarded call may take when CVAT sent no `x-nuclio-invoke-timeout`.
+const DEFAULT_POOL_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Routes mounted on the management port.
 pub fn router() -> Router<Arc<App>> {
     Router::new()
@@ -52,6 +55,14 @@ async fn list(State(app): State<Arc<App>>) -> Json<Value> {
             all.insert(inst.spec.name.clone(), f);
         }
     }
+    // Then every pool's (a local instance of the same name wins).
+    for (name, f) in app.pools.list().await {
+        if all.contains_key(&name) {
+            tracing::warn!(function = %name, "a pool serves a function named like a local instance; listing the local one");
+            continue;
+        }
+        all.insert(name, f);
+    }
     Json(Value::Object(all))
 }
 
@@ -67,12 +78,25 @@ fn find(app: &App, name: &str) -> Result<Arc<Instance>, ApiError> {
         })
 }
 
-async fn describe_one(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+async fn describe_one(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    let inst = match find(&app, &name) {
+        Ok(inst) => inst,
+        Err(e) => {
+            return match app.pools.describe(&name).await {
+                Some(resp) => resp,
+                None => e.into_response(),
+            }
+        }
+    };
+    describe_local(&app, &inst, &name).await.into_response()
+}
+
+async fn describe_local(
+    app: &Arc<App>,
+    inst: &Arc<Instance>,
+    name: &str,
 ) -> Result<Json<Value>, ApiError> {
-    let inst = find(&app, &name)?;
-    match function(&app, &inst).await {
+    match function(app, inst).await {
         Some((f, None)) => Ok(Json(f)),
         // What CVAT does with a function that is not ready (cvat-protocol.md §2.6): its own
         // request fails with our status and message, instead of annotating nothing.
@@ -149,13 +173,20 @@ async fn invocation(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
             }
         },
     };
-    let inst = match find(&app, name) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
     let body = match read_body(body, app.settings.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
+    };
+    let inst = match find(&app, name) {
+        Ok(i) => i,
+        Err(e) => {
+            // A pool's function: forwarded as it came, under the same timeout.
+            let limit = timeout.unwrap_or(DEFAULT_POOL_CALL_TIMEOUT);
+            return match app.pools.forward(name, &headers, body, limit).await {
+                Some(resp) => resp,
+                None => e.into_response(),
+            };
+        }
     };
     let call = invoke(&app, &inst, body);
     match timeout {
