@@ -16,6 +16,7 @@ pub struct App {
     instances: RwLock<Vec<Arc<Instance>>>,
     broken: RwLock<Vec<BrokenInstance>>,
     ready: std::sync::atomic::AtomicBool,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -29,6 +30,7 @@ impl App {
             instances: RwLock::new(vec![]),
             broken: RwLock::new(vec![]),
             ready: Default::default(),
+            draining: Default::default(),
         }
     }
 
@@ -40,6 +42,17 @@ impl App {
     /// Mark the first reconciliation done.
     pub fn set_ready(&self) {
         self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a shutdown has begun (`/readyz` then answers 503).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Begin the shutdown: `/readyz` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The current instances.

@@ -189,6 +189,11 @@ impl Instance {
         f(&mut lock(&self.tracking));
     }
 
+    /// Requests admitted and not yet answered (waiting or running).
+    pub fn in_flight(&self) -> usize {
+        self.spec.max_queue - self.queue.available_permits()
+    }
+
     /// Take a place in the instance's queue, before a request does any costly work (such as
     /// decoding its frame): past `max_queue` waiting requests the answer is 503 with
     /// `Retry-After`.

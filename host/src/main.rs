@@ -352,6 +352,9 @@ fn up(root: PathBuf, config: PathBuf, log_format: &str) -> anyhow::Result<()> {
         });
         host::up::run(&root, &config, rx).await
     });
+    // A component call still running past the drain timeout holds a blocking thread; the
+    // process does not wait for it (dropping the runtime would).
+    rt.shutdown_timeout(Duration::from_millis(200));
     // A detached host removes its own pid file on the way out.
     if state.running() == Running::Yes(std::process::id() as i32) {
         let _ = std::fs::remove_file(state.pid_file());

@@ -99,6 +99,9 @@ pub async fn run(
         libraries,
     )?);
     let app = Arc::new(App::new(runtime, settings.clone()));
+    // The listeners stop accepting on this one, `drain_delay` after the shutdown signal
+    // (while /readyz already answers 503, so a load balancer stops sending first).
+    let (stop_serving, serving) = watch::channel(false);
 
     let gateway = SocketAddr::new(settings.bind, settings.gateway_port);
     let listener = TcpListener::bind(gateway)
@@ -108,11 +111,11 @@ pub async fn run(
     let gateway_task = tokio::spawn(serve(
         listener,
         management_router(app.clone()),
-        shutdown.clone(),
-        shutdown.clone(),
+        serving.clone(),
+        serving.clone(),
     ));
 
-    let mut reconciler = Reconciler::new(app.clone(), shutdown.clone());
+    let mut reconciler = Reconciler::new(app.clone(), serving.clone());
     reconciler.apply(&file).await;
     app.set_ready();
     regenerate_nuclio(&app);
@@ -143,10 +146,28 @@ pub async fn run(
             regenerate_nuclio(&app);
         }
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    app.set_draining();
+    if !settings.drain_delay.is_zero() {
+        tracing::info!(delay = ?settings.drain_delay, "draining: /readyz answers 503; still accepting until the delay ends");
+        tokio::time::sleep(settings.drain_delay).await;
+    }
+    tracing::info!(grace = ?settings.drain_timeout, "shutting down: no new connections; finishing in-flight requests");
+    let _ = stop_serving.send(true);
     unloader.abort();
-    reconciler.join().await;
-    let _ = gateway_task.await;
+    let finished = tokio::time::timeout(settings.drain_timeout, async {
+        reconciler.join().await;
+        let _ = gateway_task.await;
+    })
+    .await;
+    if finished.is_err() {
+        let busy: Vec<String> = app
+            .instances()
+            .iter()
+            .filter(|i| i.in_flight() > 0)
+            .map(|i| format!("{} ({} in flight)", i.spec.name, i.in_flight()))
+            .collect();
+        tracing::warn!(grace = ?settings.drain_timeout, busy = ?busy, "the drain timeout ran out: exiting with requests unfinished");
+    }
     tracing::info!("stopped");
     Ok(())
 }

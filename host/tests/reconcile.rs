@@ -65,6 +65,68 @@ fn models_yaml_edits_apply_without_restart() {
     assert_eq!(post(a, &img).0, 200);
 }
 
+/// Publish `text` as a Kubernetes ConfigMap volume does: a new timestamped folder, a
+/// `..data_tmp` symlink to it renamed over `..data` (atomic), the old folder removed;
+/// `models.yaml` itself is a symlink to `..data/models.yaml` that never changes.
+fn publish_like_a_configmap(config_dir: &std::path::Path, version: u32, text: &str) {
+    use std::os::unix::fs::symlink;
+    let folder = format!("..2026_12_02_00_00_0{version}.{version}");
+    std::fs::create_dir_all(config_dir.join(&folder)).unwrap();
+    std::fs::write(config_dir.join(&folder).join("models.yaml"), text).unwrap();
+    let _ = std::fs::remove_file(config_dir.join("..data_tmp"));
+    symlink(&folder, config_dir.join("..data_tmp")).unwrap();
+    let old = std::fs::read_link(config_dir.join("..data")).ok();
+    std::fs::rename(config_dir.join("..data_tmp"), config_dir.join("..data")).unwrap();
+    if let Some(old) = old {
+        std::fs::remove_dir_all(config_dir.join(old)).unwrap();
+    }
+    if !config_dir.join("models.yaml").exists() {
+        symlink("..data/models.yaml", config_dir.join("models.yaml")).unwrap();
+    }
+}
+
+#[test]
+fn a_configmap_mounted_models_yaml_is_reloaded_on_the_kubernetes_symlink_swap() {
+    let (a, b) = (free_port(), free_port());
+    let (root, gateway) = make_root(
+        &[],
+        &[Inst {
+            classes: Some(&["red", "green"]),
+            ..inst(
+                "a",
+                "yolo",
+                a,
+                &["weights: tests/fixtures/yolo_v8_test.onnx"],
+                &[],
+            )
+        }],
+    );
+    let config_dir = root.join("config");
+    let original = std::fs::read_to_string(config_dir.join("models.yaml")).unwrap();
+    std::fs::remove_file(config_dir.join("models.yaml")).unwrap();
+    publish_like_a_configmap(&config_dir, 1, &original);
+    let host = Host::start_in(root, gateway);
+    let img = json!({"image": frame_png(640, 320, &[(100, 60, 299, 159, RED)])});
+    assert_eq!(post(a, &img).0, 200);
+    assert!(connect_refused(b));
+    let added = original.clone()
+        + &format!("  b:\n    implementation: yolo\n    port: {b}\n    config:\n      weights: tests/fixtures/yolo_v8_test.onnx\n    classes: [red, green]\n");
+    publish_like_a_configmap(&config_dir, 2, &added);
+    host.wait_log("models.yaml applied", 1, Duration::from_secs(60));
+    assert_eq!(
+        post(b, &img).0,
+        200,
+        "the instance added by the swap serves"
+    );
+    publish_like_a_configmap(&config_dir, 3, &original);
+    host.wait_log("models.yaml applied", 2, Duration::from_secs(60));
+    assert!(
+        connect_refused(b),
+        "the instance removed by the next swap is gone"
+    );
+    assert_eq!(post(a, &img).0, 200);
+}
+
 #[test]
 fn new_component_folders_are_discovered_and_registered_without_losing_the_users_file() {
     let a = free_port();

@@ -252,6 +252,93 @@ fn shutdown_finishes_the_request_in_flight() {
     assert!(host.log().contains("stopped"));
 }
 
+/// GET `/readyz`: its status code (0 when nothing answers).
+fn readyz(gateway: u16) -> u16 {
+    match ureq::get(&format!("http://127.0.0.1:{gateway}/readyz")).call() {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(_) => 0,
+    }
+}
+
+#[test]
+fn sigterm_turns_readyz_false_first_then_drains_within_the_grace_period() {
+    let port = free_port();
+    let mut host = Host::start(
+        &[
+            "drain_delay: 1s",
+            "drain_timeout: 3s",
+            "request_timeout: 30s",
+        ],
+        &[inst("slow", "hostile", port, &[], &[])],
+    );
+    let img = frame_png(8, 8, &[]);
+    assert_eq!(post(port, &json!({"image": img})).0, 200, "loaded first");
+    assert_eq!(readyz(host.gateway), 200);
+    // A request that takes 1.5 s, then SIGTERM while it runs.
+    let slow = std::thread::spawn({
+        let img = img.clone();
+        move || post(port, &json!({"image": img, "threshold": 0.98}))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    host.terminate();
+    // Not ready at once, while the ports still accept during drain_delay.
+    wait_until("readyz answers 503", Duration::from_millis(500), || {
+        readyz(host.gateway) == 503
+    });
+    assert_eq!(
+        post(port, &json!({"image": img})).0,
+        200,
+        "still accepting during the delay"
+    );
+    let (s, v) = slow.join().unwrap();
+    assert_eq!(s, 200, "the in-flight request completes: {v}");
+    assert!(host.wait_exit(Duration::from_secs(10)), "the host exits");
+    // After the delay, no new connections.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "drain_delay was kept"
+    );
+    assert!(host.log().contains("draining: /readyz answers 503"));
+
+    // A request that would outlive the grace period does not hold the exit.
+    let port = free_port();
+    let mut host = Host::start(
+        &["drain_timeout: 2s", "request_timeout: 60s"],
+        &[inst("stuck", "hostile", port, &[], &[])],
+    );
+    assert_eq!(post(port, &json!({"image": img})).0, 200, "loaded first");
+    // Sent and never read: the host must not wait for it past the grace period.
+    let body = json!({"image": img, "threshold": 0.92}).to_string();
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut stuck,
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    host.terminate();
+    assert!(host.wait_exit(Duration::from_secs(10)), "the host exits");
+    let took = started.elapsed();
+    println!("exited {took:?} after SIGTERM with a request stuck in flight (drain_timeout 2s)");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        host.log().contains("the drain timeout ran out"),
+        "{}",
+        host.log()
+    );
+    assert!(host.log().contains("stuck (1 in flight)"), "{}", host.log());
+}
+
 #[test]
 fn paths_and_names_cannot_escape() {
     let root = repo()

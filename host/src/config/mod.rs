@@ -80,6 +80,12 @@ pub struct Settings {
     pub pools: Vec<PoolSpec>,
     /// How long the gateway waits for a pool member's listing.
     pub pool_timeout: Duration,
+    /// On SIGTERM: how long `/readyz` answers 503 while the ports still accept (for a load
+    /// balancer to stop sending), before they stop accepting.
+    pub drain_delay: Duration,
+    /// Then how long requests in flight may take before the process exits anyway (keep
+    /// `drain_delay + drain_timeout` under Kubernetes' `terminationGracePeriodSeconds`).
+    pub drain_timeout: Duration,
 }
 
 /// A pool: hosts serving the same models.yaml, reached by their gateway URLs.
@@ -120,6 +126,8 @@ impl Settings {
             max_component_bytes: 64 << 20,
             pools: vec![],
             pool_timeout: Duration::from_secs(3),
+            drain_delay: Duration::ZERO,
+            drain_timeout: Duration::from_secs(25),
         }
     }
 }
@@ -219,6 +227,8 @@ struct RawSettings {
     port_range: Option<String>,
     pools: Option<Mapping>,
     pool_timeout: Option<Value>,
+    drain_delay: Option<Value>,
+    drain_timeout: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -596,6 +606,12 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
                 ))
             }
         }
+    }
+    if let Some(v) = raw.drain_delay {
+        s.drain_delay = parse_duration(&v).map_err(|e| field("drain_delay", e))?;
+    }
+    if let Some(v) = raw.drain_timeout {
+        s.drain_timeout = parse_duration(&v).map_err(|e| field("drain_timeout", e))?;
     }
     if let Some(v) = raw.pool_timeout {
         s.pool_timeout = parse_duration(&v).map_err(|e| field("pool_timeout", e))?;

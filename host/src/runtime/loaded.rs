@@ -114,9 +114,12 @@ pub struct Loaded {
     files: Vec<(std::path::PathBuf, Option<FileStamp>)>,
 }
 
-/// What identifies a file's version cheaply: its size and modification time.
+/// What identifies a file's version cheaply: its inode, size and modification time (the
+/// inode tells a replaced file, such as a Kubernetes ConfigMap's after its `..data` symlink
+/// swap, from the old one even within one clock tick).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
+    ino: u64,
     len: u64,
     modified: std::time::SystemTime,
 }
@@ -135,8 +138,10 @@ pub fn stamps(spec: &InstanceSpec) -> Vec<Option<FileStamp>> {
 
 /// The stamp of `path` now, if it exists.
 pub fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::metadata(path).ok()?;
     Some(FileStamp {
+        ino: m.ino(),
         len: m.len(),
         modified: m.modified().ok()?,
     })

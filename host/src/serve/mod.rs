@@ -63,7 +63,8 @@ pub fn management_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Ready once the config is applied and every instance's port is bound.
+/// Ready once the config is applied and every instance's port is bound; not ready again
+/// from the moment a shutdown begins.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let statuses = app.statuses();
     let unbound: Vec<&str> = statuses
@@ -75,6 +76,13 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         })
         .map(|s| s.name.as_str())
         .collect();
+    if app.is_draining() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: shutting down, finishing the requests in flight",
+        )
+        .into_response();
+    }
     if !app.is_ready() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
