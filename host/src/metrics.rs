@@ -122,6 +122,8 @@ pub struct Sample<'a> {
     pub state: &'a str,
     pub metrics: &'a InstanceMetrics,
     pub wasm_memory_bytes: u64,
+    /// Requests admitted and not yet answered (waiting for a replica or running).
+    pub in_flight: usize,
     /// The loaded graphs and what runs them.
     pub graphs: &'a [crate::nn::GraphState],
 }
@@ -217,6 +219,20 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
     }
     help(
         &mut out,
+        "host_instance_in_flight",
+        "gauge",
+        "Requests admitted and not yet answered: waiting for a replica or running (what to scale on).",
+    );
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "host_instance_in_flight{{instance=\"{}\"}} {}",
+            esc(s.name),
+            s.in_flight
+        );
+    }
+    help(
+        &mut out,
         "host_instance_state",
         "gauge",
         "1 for the instance's current state.",
@@ -298,6 +314,7 @@ mod tests {
                 state: "ready",
                 metrics: &m,
                 wasm_memory_bytes: 7,
+                in_flight: 3,
                 graphs: &[],
             }],
             Some(1),
@@ -313,5 +330,6 @@ mod tests {
         ));
         assert!(text.contains("host_requests_total{instance=\"a\",outcome=\"busy\"} 1"));
         assert!(text.contains("host_instance_state{instance=\"a\",state=\"ready\"} 1"));
+        assert!(text.contains("host_instance_in_flight{instance=\"a\"} 3"));
     }
 }

@@ -281,6 +281,16 @@ fn sigterm_turns_readyz_false_first_then_drains_within_the_grace_period() {
         move || post(port, &json!({"image": img, "threshold": 0.98}))
     });
     std::thread::sleep(Duration::from_millis(200));
+    // What an autoscaler reads: one request in flight.
+    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", host.gateway))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("host_instance_in_flight{instance=\"slow\"} 1"),
+        "{metrics}"
+    );
     let started = Instant::now();
     host.terminate();
     // Not ready at once, while the ports still accept during drain_delay.

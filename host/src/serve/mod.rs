@@ -111,6 +111,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             state: s.state.as_str(),
             metrics: &i.metrics,
             wasm_memory_bytes: s.wasm_memory_bytes,
+            in_flight: i.in_flight(),
             graphs: &s.graphs,
         })
         .collect();
