@@ -12,4 +12,9 @@ for ws in components tests/components; do
         --target "$(rustc -vV | sed -n 's/^host: //p')" --config 'build.rustc="rustc"' \
         --config 'target.wasm32-wasip2.rustflags=[]'
 done
+# The Kubernetes manifests: the same as their generator writes, and valid objects for the
+# Kubernetes version named (schemas bundled in the package; no cluster needed).
+python3 deploy/kubernetes/generate.py --check
+.deps/venv/bin/kubernetes-validate -k 1.32.0 --strict --quiet \
+    deploy/kubernetes/cpu.yaml deploy/kubernetes/gpu.yaml
 cargo test --workspace "$@"

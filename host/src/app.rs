@@ -12,7 +12,7 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub settings: Arc<Settings>,
     /// Other hosts whose functions the gateway lists and forwards to.
-    pub pools: crate::pools::Pools,
+    pub pools: crate::cvat::pools::Pools,
     instances: RwLock<Vec<Arc<Instance>>>,
     broken: RwLock<Vec<BrokenInstance>>,
     ready: std::sync::atomic::AtomicBool,
@@ -22,7 +22,7 @@ pub struct App {
 impl App {
     /// An app with no instances yet.
     pub fn new(runtime: Arc<Runtime>, settings: Arc<Settings>) -> Self {
-        let pools = crate::pools::Pools::new(settings.pools.clone(), settings.pool_timeout);
+        let pools = crate::cvat::pools::Pools::new(settings.pools.clone(), settings.pool_timeout);
         Self {
             runtime,
             settings,

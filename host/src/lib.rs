@@ -19,7 +19,6 @@ pub mod daemon;
 pub mod instance;
 pub mod metrics;
 pub mod nn;
-pub mod pools;
 pub mod probe;
 pub mod reconcile;
 pub mod runtime;

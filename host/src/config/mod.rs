@@ -76,7 +76,7 @@ pub struct Settings {
     pub port_range: (u16, u16),
     /// Largest component binary `host add` installs, in bytes.
     pub max_component_bytes: u64,
-    /// Other hosts whose functions this gateway lists and forwards to (see [`crate::pools`]).
+    /// Other hosts whose functions this gateway lists and forwards to (see [`crate::cvat::pools`]).
     pub pools: Vec<PoolSpec>,
     /// How long the gateway waits for a pool member's listing.
     pub pool_timeout: Duration,

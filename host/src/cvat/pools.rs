@@ -3,7 +3,9 @@
 //! invocations unchanged, so a GPU pool for the large models and a CPU pool for the small
 //! ones serve one CVAT.
 //!
-//! A pool is one or more hosts serving the same models.yaml. Calls spread over its members
+//! A pool is one or more hosts serving the same models.yaml, named by URLs; a URL whose host
+//! name resolves to several addresses (a Kubernetes headless Service) is one member per
+//! address, so pods that come and go are followed. Calls spread over its members
 //! in turn, except an interactor's: those go to the member picked by the frame (rendezvous
 //! hashing of the request's image), so the host that computed a frame's embedding gets the
 //! next clicks on that frame, and a member that leaves only moves its own frames. A member
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +39,16 @@ pub struct Pools {
     timeout: Duration,
     /// Per pool name: its last listing.
     state: Mutex<HashMap<String, PoolState>>,
+    /// Per pool name: its members as last resolved, and when.
+    resolved: Mutex<HashMap<String, (Instant, Vec<String>)>>,
     next: AtomicUsize,
+}
+
+/// How long a pool's resolved members are reused.
+const RESOLVE_EVERY: Duration = Duration::from_secs(2);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default, Clone)]
@@ -79,6 +90,7 @@ impl Pools {
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
             state: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
         }
     }
@@ -130,17 +142,64 @@ impl Pools {
         }
     }
 
-    /// Members of `pool` in the order to try them: from the next in turn.
-    fn in_turn<'a>(&self, pool: &'a PoolSpec) -> Vec<&'a String> {
+    /// The members of `pool` now: each configured URL, or, when its host name resolves to
+    /// several addresses (a Kubernetes headless Service: one per ready pod), one member per
+    /// address. Resolved at most every [`RESOLVE_EVERY`].
+    async fn members(&self, pool: &PoolSpec) -> Vec<String> {
+        if let Some((at, members)) = lock(&self.resolved).get(&pool.name) {
+            if at.elapsed() < RESOLVE_EVERY {
+                return members.clone();
+            }
+        }
+        let mut members = Vec::new();
+        for url in &pool.members {
+            let authority = url.trim_start_matches("http://");
+            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+            let literal = host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok();
+            let resolved = if literal {
+                None
+            } else {
+                tokio::time::timeout(self.timeout, tokio::net::lookup_host(authority.to_string()))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|addrs| addrs.collect::<Vec<_>>())
+            };
+            match resolved {
+                Some(addrs) if !addrs.is_empty() => {
+                    // IPv4 when there is any: `localhost` is one host, not two.
+                    let v4: Vec<_> = addrs.iter().filter(|a| a.is_ipv4()).collect();
+                    let pick = if v4.is_empty() {
+                        addrs.iter().collect()
+                    } else {
+                        v4
+                    };
+                    members.extend(pick.into_iter().map(|a| format!("http://{a}")));
+                }
+                // A literal address, or a name that does not resolve (its calls say why).
+                _ => members.push(url.clone()),
+            }
+        }
+        members.sort();
+        members.dedup();
+        lock(&self.resolved).insert(pool.name.clone(), (Instant::now(), members.clone()));
+        members
+    }
+
+    /// `members` in the order to try them: from the next in turn.
+    fn in_turn(&self, members: &[String]) -> Vec<String> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = pool.members.len();
-        (0..n).map(|i| &pool.members[(start + i) % n]).collect()
+        let n = members.len();
+        (0..n).map(|i| members[(start + i) % n].clone()).collect()
     }
 
     /// Ask one pool for its functions, member after member.
     async fn fetch(&self, pool: &PoolSpec) -> Result<Map<String, Value>, String> {
         let mut failures = Vec::new();
-        for member in self.in_turn(pool) {
+        for member in self.in_turn(&self.members(pool).await) {
             let url = format!("{member}/api/functions");
             match self
                 .call(
@@ -177,7 +236,7 @@ impl Pools {
         )
         .await;
         let mut out = Vec::new();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock(&self.state);
         for (pool, result) in fetched {
             let entry = state.entry(pool.name.clone()).or_default();
             match result {
@@ -202,7 +261,7 @@ impl Pools {
     /// The pool serving function `name`, from the last listing (listing again if unknown).
     async fn owner(&self, name: &str) -> Option<(PoolSpec, Value)> {
         let lookup = || {
-            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = lock(&self.state);
             self.specs.iter().find_map(|p| {
                 state
                     .get(&p.name)
@@ -222,7 +281,7 @@ impl Pools {
     pub async fn describe(&self, name: &str) -> Option<Response> {
         let (pool, _) = self.owner(name).await?;
         let mut failures = Vec::new();
-        for member in self.in_turn(&pool) {
+        for member in self.in_turn(&self.members(&pool).await) {
             let url = format!("{member}/api/functions/{name}");
             match self
                 .call(
@@ -255,9 +314,10 @@ impl Pools {
     ) -> Option<Response> {
         let (pool, function) = self.owner(name).await?;
         let interactor = function["metadata"]["annotations"]["type"] == "interactor";
+        let all = self.members(&pool).await;
         let members = match image_of(&body) {
-            Some(image) if interactor => by_affinity(&pool, name, image),
-            _ => self.in_turn(&pool),
+            Some(image) if interactor => by_affinity(&all, name, image),
+            _ => self.in_turn(&all),
         };
         let mut failures = Vec::new();
         for member in members {
@@ -268,7 +328,7 @@ impl Pools {
             {
                 Ok((status, headers, body)) => {
                     let mut resp = passthrough(status, &headers, body);
-                    if let Ok(v) = HeaderValue::from_str(member) {
+                    if let Ok(v) = HeaderValue::from_str(&member) {
                         resp.headers_mut().insert("x-served-by", v);
                     }
                     return Some(resp);
@@ -350,16 +410,15 @@ pub fn image_of(body: &[u8]) -> Option<&[u8]> {
     Some(&value[..end])
 }
 
-/// The members of `pool` in rendezvous order for (`function`, `image`): each member scores
-/// the pair, highest first. The same frame always ranks the same member first; when a
-/// member leaves, only the frames it ranked first move.
-fn by_affinity<'a>(pool: &'a PoolSpec, function: &str, image: &[u8]) -> Vec<&'a String> {
+/// `members` in rendezvous order for (`function`, `image`): each member scores the pair,
+/// highest first. The same frame always ranks the same member first; when a member leaves,
+/// only the frames it ranked first move.
+fn by_affinity(members: &[String], function: &str, image: &[u8]) -> Vec<String> {
     let mut frame = DefaultHasher::new();
     function.hash(&mut frame);
     image.hash(&mut frame);
     let frame = frame.finish();
-    let mut scored: Vec<(u64, &String)> = pool
-        .members
+    let mut scored: Vec<(u64, &String)> = members
         .iter()
         .map(|m| {
             let mut h = DefaultHasher::new();
@@ -369,7 +428,7 @@ fn by_affinity<'a>(pool: &'a PoolSpec, function: &str, image: &[u8]) -> Vec<&'a 
         })
         .collect();
     scored.sort_by_key(|s| std::cmp::Reverse(s.0));
-    scored.into_iter().map(|(_, m)| m).collect()
+    scored.into_iter().map(|(_, m)| m.clone()).collect()
 }
 
 #[cfg(test)]
@@ -388,17 +447,15 @@ mod tests {
 
     #[test]
     fn a_frame_stays_with_its_member_and_a_leaving_member_moves_only_its_frames() {
-        let pool = |members: &[&str]| PoolSpec {
-            name: "p".into(),
-            members: members.iter().map(|m| m.to_string()).collect(),
-        };
+        let pool =
+            |members: &[&str]| -> Vec<String> { members.iter().map(|m| m.to_string()).collect() };
         let three = pool(&["http://a:1", "http://b:1", "http://c:1"]);
         let two = pool(&["http://a:1", "http://c:1"]);
         let mut firsts = HashMap::new();
         for i in 0..300 {
             let image = format!("frame-{i}");
             let first = by_affinity(&three, "sam", image.as_bytes())[0].clone();
-            assert_eq!(&first, by_affinity(&three, "sam", image.as_bytes())[0]);
+            assert_eq!(first, by_affinity(&three, "sam", image.as_bytes())[0]);
             *firsts.entry(first.clone()).or_insert(0) += 1;
             let after = by_affinity(&two, "sam", image.as_bytes())[0].clone();
             if first != "http://b:1" {
@@ -408,6 +465,23 @@ mod tests {
         // Spread over every member.
         assert_eq!(firsts.len(), 3);
         assert!(firsts.values().all(|&n| n > 60), "{firsts:?}");
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_addresses_is_a_member_per_address() {
+        let pools = Pools::new(
+            vec![PoolSpec {
+                name: "p".into(),
+                members: vec![
+                    "http://localhost:18070".into(),
+                    "http://127.0.0.1:18070".into(),
+                    "http://10.1.2.3:18070".into(),
+                ],
+            }],
+            Duration::from_secs(2),
+        );
+        let members = pools.members(&pools.specs[0]).await;
+        assert_eq!(members, ["http://10.1.2.3:18070", "http://127.0.0.1:18070"]);
     }
 
     #[test]
