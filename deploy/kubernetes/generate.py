@@ -98,7 +98,8 @@ def deployment(name, component, image, config_map, ports, memory_mb, replicas, g
     container = {
         "name": "host",
         "image": image,
-        "args": ["--root", ROOT, "--config", "/etc/cvat-host/models.yaml", "up", "--log-format", "json"],
+        # The image's entrypoint is `host --root /opt/cvat-host`.
+        "args": ["--config", "/etc/cvat-host/models.yaml", "up", "--log-format", "json"],
         "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT}]
         + [{"containerPort": p} for p in ports],
         **probes(),

@@ -1,7 +1,8 @@
 //! The Kubernetes manifests (deploy/kubernetes/, written by generate.py) agree with the host:
-//! every ConfigMap's models.yaml parses as this host reads it, the grace period covers the
-//! preStop wait and the drain, probes hit the host's endpoints, ports and GPU requests match the instances, and
-//! the gateway's pools reach headless Services that select their pool's pods. (Schema
+//! every ConfigMap's models.yaml parses as this host reads it, under the root the
+//! Containerfile's entrypoint names; the grace period covers the preStop wait and the drain;
+//! probes hit the host's endpoints; ports and GPU requests match the instances; and the
+//! gateway's pools reach headless Services that select their pool's pods. (Schema
 //! validation against Kubernetes' OpenAPI and drift from the generator run in
 //! scripts/test.sh.)
 
@@ -42,15 +43,21 @@ fn the_manifests_agree_with_the_host() {
         "scripts/setup.sh with ../shared/models",
         "REQUIRE_SHARED_MODELS",
     );
+    let containerfile = std::fs::read_to_string(repo().join("Containerfile")).unwrap();
     for file in ["cpu.yaml", "gpu.yaml"] {
         let docs = documents(file);
         let by_kind =
             |kind: &str| -> Vec<&Value> { docs.iter().filter(|d| d["kind"] == kind).collect() };
         let mut configs = HashMap::new();
+        let mut roots = HashMap::new();
         for cm in by_kind("ConfigMap") {
             let name = text(cm, &["metadata", "name"]);
-            let yaml = text(cm, &["data", "models.yaml"])
-                .replace("/opt/cvat-host", &repo().display().to_string());
+            let raw = text(cm, &["data", "models.yaml"]);
+            let root: Value = serde_norway::from_str(&raw).unwrap();
+            let root = text(&root, &["settings", "models_root"]);
+            roots.insert(name.clone(), root.clone());
+            // The image's root is this checkout here: the same files are under both.
+            let yaml = raw.replace(&root, &repo().display().to_string());
             let parsed = host::config::ModelsFile::parse(&yaml, &repo())
                 .unwrap_or_else(|e| panic!("{file}: {name}: {e}"));
             if all_models {
@@ -81,6 +88,20 @@ fn the_manifests_agree_with_the_host() {
                 .as_u64()
                 .unwrap();
             let c = &s(pod, &["spec", "containers"])[0];
+            // The image's entrypoint names the root the ConfigMap's paths are under.
+            let entrypoint = format!(
+                "ENTRYPOINT [\"{root}/bin/host\", \"--root\", \"{root}\"]",
+                root = roots[config_map]
+            );
+            assert!(
+                containerfile.contains(&entrypoint),
+                "{file}: {name}: the Containerfile has no `{entrypoint}`"
+            );
+            let args = c["args"].as_sequence().unwrap();
+            assert!(
+                !args.iter().any(|a| a == "--root"),
+                "{file}: {name}: --root is the entrypoint's"
+            );
             let pre_stop = s(c, &["lifecycle", "preStop", "exec", "command"]);
             assert_eq!(pre_stop[0], "sleep", "{file}: {name}: preStop waits");
             let pre_stop: u64 = pre_stop[1].as_str().unwrap().parse().unwrap();
