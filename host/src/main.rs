@@ -732,6 +732,28 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             i["error"].as_str().unwrap_or("")
         );
     }
+    let pools = value["pools"].as_array().cloned().unwrap_or_default();
+    if !pools.is_empty() {
+        println!(
+            "\n{:<22} {:>9}  {:<44} ERROR",
+            "POOL", "FUNCTIONS", "MEMBERS"
+        );
+    }
+    for p in pools {
+        let members: Vec<&str> = p["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str())
+            .collect();
+        println!(
+            "{:<22} {:>9}  {:<44} {}",
+            p["name"].as_str().unwrap_or("?"),
+            p["functions"].as_u64().unwrap_or(0),
+            members.join(" "),
+            p["error"].as_str().unwrap_or("")
+        );
+    }
     Ok(())
 }
 

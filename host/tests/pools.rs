@@ -225,6 +225,18 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
     assert!(v["error"].as_str().unwrap().contains("pool `b`"), "{v}");
     let (s, _, _) = invoke(g, "detector", &json!({"image": frame}), "60s");
     assert_eq!(s, 200);
+    // `host status` (its JSON) shows each pool's members and the one that did not answer.
+    let (_, status) = get(g, "/api/status");
+    let pools = status["pools"].as_array().unwrap();
+    let pool = |n: &str| pools.iter().find(|p| p["name"] == n).unwrap();
+    assert_eq!(
+        pool("a")["members"].as_array().unwrap().len(),
+        2,
+        "{status}"
+    );
+    assert_eq!(pool("a")["error"], Value::Null, "{status}");
+    assert!(pool("b")["error"].as_str().is_some(), "{status}");
+    assert_eq!(pool("b")["functions"], 2, "{status}");
 
     // One member of pool a goes away: its frames move to the other member.
     drop(a1);

@@ -258,6 +258,30 @@ impl Pools {
         out
     }
 
+    /// Every pool as `host status` shows it, listed now: its members as resolved, how many
+    /// functions it serves and, when it did not answer, why.
+    pub async fn statuses(&self) -> Vec<Value> {
+        if self.specs.is_empty() {
+            return Vec::new();
+        }
+        self.list().await;
+        let mut out = Vec::new();
+        for pool in &self.specs {
+            let members = self.members(pool).await;
+            let state = lock(&self.state)
+                .get(&pool.name)
+                .cloned()
+                .unwrap_or_default();
+            out.push(serde_json::json!({
+                "name": pool.name,
+                "members": members,
+                "functions": state.functions.len(),
+                "error": state.error,
+            }));
+        }
+        out
+    }
+
     /// The pool serving function `name`, from the last listing (listing again if unknown).
     async fn owner(&self, name: &str) -> Option<(PoolSpec, Value)> {
         let lookup = || {

@@ -143,6 +143,7 @@ async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
         "rss_bytes": rss_bytes(),
         "build": BUILD,
         "instances": app.statuses(),
+        "pools": app.pools.statuses().await,
     }))
 }
 
