@@ -196,21 +196,19 @@ impl Pools {
         (0..n).map(|i| members[(start + i) % n].clone()).collect()
     }
 
+    /// A GET to a member, within the listing timeout.
+    async fn get(&self, url: &str) -> Result<(StatusCode, HeaderMap, Bytes), CallError> {
+        let headers = HeaderMap::new();
+        self.call(Method::GET, url, &headers, Bytes::new(), self.timeout)
+            .await
+    }
+
     /// Ask one pool for its functions, member after member.
     async fn fetch(&self, pool: &PoolSpec) -> Result<Map<String, Value>, String> {
         let mut failures = Vec::new();
         for member in self.in_turn(&self.members(pool).await) {
             let url = format!("{member}/api/functions");
-            match self
-                .call(
-                    Method::GET,
-                    &url,
-                    &HeaderMap::new(),
-                    Bytes::new(),
-                    self.timeout,
-                )
-                .await
-            {
+            match self.get(&url).await {
                 Ok((StatusCode::OK, _, body)) => match serde_json::from_slice(&body) {
                     Ok(Value::Object(map)) => return Ok(map),
                     _ => failures.push(format!("{url}: not a function listing")),
@@ -307,16 +305,7 @@ impl Pools {
         let mut failures = Vec::new();
         for member in self.in_turn(&self.members(&pool).await) {
             let url = format!("{member}/api/functions/{name}");
-            match self
-                .call(
-                    Method::GET,
-                    &url,
-                    &HeaderMap::new(),
-                    Bytes::new(),
-                    self.timeout,
-                )
-                .await
-            {
+            match self.get(&url).await {
                 Ok((status, headers, body)) => return Some(passthrough(status, &headers, body)),
                 Err(CallError::Unreachable(why)) => failures.push(why),
                 Err(CallError::Timeout) => failures.push(format!("{url}: no answer")),
