@@ -307,7 +307,8 @@ fn add(root: &Path, config: &Path, args: AddArgs) -> anyhow::Result<()> {
             )
         }
     );
-    if labels.is_empty() {
+    // Only a detector is unusable without labels (CVAT maps its answers by label name).
+    if labels.is_empty() && added.kind == host::runtime::kind::Kind::Detector {
         println!("  warning: it names no labels, so CVAT cannot use it: add --classes, or a classes.txt beside the weights");
     }
     println!(

@@ -475,34 +475,49 @@ fn host_add_refuses_what_it_cannot_serve_or_should_not_trust_and_leaves_nothing_
 
 /// Scaffold the Python example of `kind` outside the repo, build it, run its smoke test;
 /// returns the built component.
-fn python_example(work: &Path, kind: &str) -> PathBuf {
-    let project = work.join(format!("py-{kind}"));
+/// `host new KIND <lang>-KIND --lang LANG` in `work`, built, smoke-tested: its component.
+fn example(work: &Path, kind: &str, lang: &str) -> PathBuf {
+    let name = format!("{lang}-{kind}");
+    let project = work.join(&name);
     ok(
         host_cmd(&repo())
-            .args([
-                "new",
-                kind,
-                &format!("py-{kind}"),
-                "--lang",
-                "python",
-                "--dir",
-            ])
+            .args(["new", kind, &name, "--lang", lang, "--dir"])
             .arg(&project)
             .output()
             .unwrap(),
-        &format!("host new {kind} --lang python"),
+        &format!("host new {kind} --lang {lang}"),
     );
     ok(
-        Command::new(project.join("build.sh")).output().unwrap(),
-        &format!("{kind}: build.sh"),
+        Command::new(project.join("build.sh"))
+            // Rust: the std build is shared between projects (build-std compiles it).
+            .env("CARGO_TARGET_DIR", repo().join("target/guest-standalone"))
+            .output()
+            .unwrap(),
+        &format!("{name}: build.sh"),
     );
     let smoke = ok(
         Command::new(project.join("smoke_test.py"))
             .output()
             .unwrap(),
-        &format!("{kind}: smoke_test.py"),
+        &format!("{name}: smoke_test.py"),
     );
     assert!(smoke.contains("smoke test passed"), "{smoke}");
+    if lang == "rust" {
+        // Its unit tests, natively, as its README says.
+        let tests = ok(
+            Command::new("cargo")
+                .args(["test", "--target", "x86_64-unknown-linux-gnu"])
+                .env(
+                    "CARGO_TARGET_DIR",
+                    repo().join("target/guest-standalone-native"),
+                )
+                .current_dir(&project)
+                .output()
+                .unwrap(),
+            &format!("{name}: cargo test"),
+        );
+        assert!(tests.contains("test result: ok"), "{tests}");
+    }
     project.join("component.wasm")
 }
 
@@ -515,30 +530,46 @@ fn iou(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn the_python_examples_of_the_other_kinds_build_pass_their_smoke_tests_and_work() {
-    let work = outside("kinds");
+    examples_work("python");
+}
+
+#[test]
+fn the_rust_examples_of_the_other_kinds_build_pass_their_smoke_tests_and_work() {
+    examples_work("rust");
+}
+
+/// The tracker, interactor and re-id examples in `lang`, scaffolded outside the repo, built,
+/// smoke-tested, added to a running host and checked on behaviour.
+fn examples_work(lang: &str) {
+    let work = outside(&format!("kinds-{lang}"));
     let host = Host::start(&[], &[]);
     let mut ports = std::collections::HashMap::new();
     for kind in ["tracker", "interactor", "reid"] {
-        let wasm = python_example(&work, kind);
+        let wasm = example(&work, kind, lang);
         let port = free_port();
         ok(
             host_cmd(&host.dir)
                 .arg("add")
                 .arg(&wasm)
-                .args(["--name", &format!("py-{kind}"), "--port", &port.to_string()])
+                .args([
+                    "--name",
+                    &format!("{lang}-{kind}"),
+                    "--port",
+                    &port.to_string(),
+                ])
                 .output()
                 .unwrap(),
-            &format!("host add {kind}"),
+            &format!("host add {lang}-{kind}"),
         );
         ports.insert(kind, port);
     }
     for kind in ["tracker", "interactor", "reid"] {
         wait_until(
-            &format!("py-{kind} is listed"),
+            &format!("{lang}-{kind} is listed"),
             Duration::from_secs(300),
             || {
                 ureq::get(&format!(
-                    "http://127.0.0.1:{}/api/functions/py-{kind}",
+                    "http://127.0.0.1:{}/api/functions/{lang}-{kind}",
                     host.gateway
                 ))
                 .call()
@@ -582,7 +613,7 @@ fn the_python_examples_of_the_other_kinds_build_pass_their_smoke_tests_and_work(
             .map(|p| p.as_f64().unwrap())
             .collect();
         let overlap = iou(&points, &truth(i));
-        println!("tracker frame {i}: {points:?} IoU {overlap:.2}");
+        println!("{lang} tracker frame {i}: {points:?} IoU {overlap:.2}");
         assert!(overlap > 0.7, "frame {i}: {points:?} vs {:?}", truth(i));
         states = v["states"].clone();
     }
@@ -609,7 +640,10 @@ fn the_python_examples_of_the_other_kinds_build_pass_their_smoke_tests_and_work(
             union += (want || got) as u32;
         }
     }
-    println!("interactor mask IoU {:.3}", inter as f64 / union as f64);
+    println!(
+        "{lang} interactor mask IoU {:.3}",
+        inter as f64 / union as f64
+    );
     assert!(inter as f64 / union as f64 > 0.98);
 
     // Re-id: red, green and blue squares move 10 px and are listed in another order; a
@@ -637,7 +671,7 @@ fn the_python_examples_of_the_other_kinds_build_pass_their_smoke_tests_and_work(
         &json!({"image0": png_b64(&img0), "image1": png_b64(&img1), "boxes0": boxes0, "boxes1": boxes1}),
     );
     assert_eq!(s, 200, "{v}");
-    println!("reid matches {v}");
+    println!("{lang} reid matches {v}");
     assert_eq!(v, json!([1, 2, 0, -1]));
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -6,7 +6,14 @@ use std::path::{Path, PathBuf};
 
 use crate::config::check_name;
 
-const DETECTOR: &str = include_str!("detector.rs.tmpl");
+/// Rust templates by kind: the detector a skeleton to fill in for a model, the others
+/// complete small examples like the Python ones.
+const RUST_TEMPLATES: &[(&str, &str)] = &[
+    ("detector", include_str!("rust/detector.rs.tmpl")),
+    ("tracker", include_str!("rust/tracker.rs.tmpl")),
+    ("interactor", include_str!("rust/interactor.rs.tmpl")),
+    ("reid", include_str!("rust/reid.rs.tmpl")),
+];
 /// Python templates by kind: each a complete small example (see docs/writing-a-component.md).
 const PY_TEMPLATES: &[(&str, &str)] = &[
     ("detector", include_str!("python/detector.py")),
@@ -100,21 +107,13 @@ fn check_component_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn only_detectors(kind: &str) -> Result<(), String> {
-    match kind {
-        "detector" => Ok(()),
-        "tracker" | "interactor" | "reid" => Err(format!(
-            "`host new` scaffolds Rust detectors; for a {kind}, use --lang python, or start from components/{} (see docs/writing-a-component.md)",
-            match kind {
-                "tracker" => "ncc-tracker",
-                "interactor" => "sam",
-                _ => "reid",
-            }
-        )),
-        other => Err(format!(
-            "unknown kind `{other}` (detector, tracker, interactor, reid)"
-        )),
-    }
+/// The template for `kind` from `templates`, or why there is none.
+fn template(templates: &[(&str, &'static str)], kind: &str) -> Result<&'static str, String> {
+    templates
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| format!("unknown kind `{kind}` (detector, tracker, interactor, reid)"))
 }
 
 /// Create a standalone project: the component's source, `wit/` (the contract), `build.sh`
@@ -122,20 +121,13 @@ fn only_detectors(kind: &str) -> Result<(), String> {
 /// root and calls it as CVAT would) and a README. Returns the files written.
 pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
     check_component_name(&p.name)?;
-    let py_template = PY_TEMPLATES
-        .iter()
-        .find(|(k, _)| *k == p.kind)
-        .map(|(_, t)| *t);
-    match p.lang {
-        Lang::Rust => only_detectors(&p.kind)?,
-        Lang::Python if py_template.is_none() => {
-            return Err(format!(
-                "unknown kind `{}` (detector, tracker, interactor, reid)",
-                p.kind
-            ))
-        }
-        Lang::Python => {}
-    }
+    let source = template(
+        match p.lang {
+            Lang::Rust => RUST_TEMPLATES,
+            Lang::Python => PY_TEMPLATES,
+        },
+        &p.kind,
+    )?;
     if p.dir.exists()
         && std::fs::read_dir(&p.dir)
             .map(|mut d| d.next().is_some())
@@ -148,8 +140,8 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
     let world = format!("{}-model", p.kind);
     let mut files: Vec<(String, String, bool)> = Vec::new();
     let (weights, config, classes, expect) = match p.lang {
-        // The other Python examples need no model.
-        Lang::Python if p.kind != "detector" => (String::new(), String::new(), "", 0),
+        // The examples of the other kinds need no model.
+        _ if p.kind != "detector" => (String::new(), String::new(), "", 0),
         // The example is BlazeFace: one face on the astronaut.
         Lang::Python => (
             quote(&format!("{root}/models/face_detection_short_range.onnx")),
@@ -179,12 +171,7 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
     let crate_name = p.name.replace('-', "_");
     match p.lang {
         Lang::Python => {
-            let template = py_template.unwrap_or_default();
-            files.push((
-                "app.py".into(),
-                template.replace("{{name}}", &p.name),
-                false,
-            ));
+            files.push(("app.py".into(), source.replace("{{name}}", &p.name), false));
             files.push((
                 "build.sh".into(),
                 PY_BUILD
@@ -210,15 +197,15 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
             ));
             files.push((
                 "src/lib.rs".into(),
-                DETECTOR
+                source
                     .replace("{{name}}", &p.name)
                     .replace(
-                        "model_sdk::world!(\"detector-model\");",
-                        "model_sdk::world!(\"detector-model\", \"wit\");",
+                        &format!("model_sdk::world!(\"{world}\");"),
+                        &format!("model_sdk::world!(\"{world}\", \"wit\");"),
                     )
                     .replace(
                         "Build with scripts/build-components.sh; run the\n//! smoke test with scripts/test.sh.",
-                        "Build with ./build.sh; test with `cargo test` (natively)\n//! and ./smoke_test.py (in the host).",
+                        "Build with ./build.sh; test natively with\n//! `cargo test --target x86_64-unknown-linux-gnu` and in the host with ./smoke_test.py.",
                     ),
                 false,
             ));
@@ -291,13 +278,18 @@ fn readme(p: &Project) -> String {
     format!(
         "# {name}\n\nA {kind} component for the CVAT model host, in {lang}. Made by `host new {kind} {name}`.\n\n\
          - `{source}`: the component. `wit/`: the contract it implements (`host wit` writes the current one).\n\
-         - `./build.sh`: builds `component.wasm`.\n\
+         - `./build.sh`: builds `component.wasm`.{native_tests}\n\
          - `./smoke_test.py`: installs it into a throwaway host root (`.smoke/`) with `host add`, serves it,\n  \
          checks that the gateway lists it and that a CVAT request gets an answer.\n\n\
          Install it into the host:\n\n```sh\n{bin} --root {root} add component.wasm --name {name} --weights MODEL.onnx\n```\n\n\
          The guide: {root}/docs/writing-a-component.md\n",
         name = p.name,
         kind = p.kind,
+        native_tests = match p.lang {
+            // The crate's build target is wasm32 (.cargo/config.toml); tests run natively.
+            Lang::Rust => "\n- `cargo test --target x86_64-unknown-linux-gnu`: the unit tests, natively.",
+            Lang::Python => "",
+        },
         bin = p.host_bin.display(),
         root = p.host_root.display(),
     )
@@ -307,8 +299,7 @@ fn readme(p: &Project) -> String {
 /// workspace. Returns the files written.
 pub fn new_component(components_dir: &Path, kind: &str, name: &str) -> Result<Vec<String>, String> {
     check_component_name(name)?;
-    only_detectors(kind)?;
-    let template = DETECTOR;
+    let template = template(RUST_TEMPLATES, kind)?;
     let dir = components_dir.join(name);
     if dir.exists() {
         return Err(format!("{} already exists", dir.display()));
