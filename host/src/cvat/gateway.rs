@@ -55,10 +55,10 @@ async fn list(State(app): State<Arc<App>>) -> Json<Value> {
             all.insert(inst.spec.name.clone(), f);
         }
     }
-    // Then every pool's (a local instance of the same name wins).
+    // Then every pool's, in settings order (the first of a name wins: local, then pools).
     for (name, f) in app.pools.list().await {
         if all.contains_key(&name) {
-            tracing::warn!(function = %name, "a pool serves a function named like a local instance; listing the local one");
+            tracing::warn!(function = %name, "two functions of this name: listing the first (local instances, then pools in settings order)");
             continue;
         }
         all.insert(name, f);
