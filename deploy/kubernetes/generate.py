@@ -63,7 +63,10 @@ def models_yaml(settings, models, device=None):
     lines.append("models:" if models else "models: {}")
     for name in models:
         m = MODELS[name]
-        lines += [f"  {name}:", f"    implementation: {m['implementation']}", f"    port: {m['port']}"]
+        lines += [f"  {name}:", f"    implementation: {m['implementation']}", f"    port: {m['port']}",
+                  # Loaded before the pod reports ready, and kept: a pod the autoscaler adds
+                  # takes traffic warm (its backend choice and load are done by then).
+                  "    preload: true"]
         if device:
             lines.append(f"    device: {device}")
         if m.get("classes"):

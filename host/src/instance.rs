@@ -100,6 +100,8 @@ pub struct Instance {
     info: Mutex<Option<Described>>,
     tracking: Mutex<Tracking>,
     queue: Arc<Semaphore>,
+    /// Whether a `preload` has finished (loaded or failed).
+    preloaded: std::sync::atomic::AtomicBool,
     /// Counters and latency histograms for `/metrics`.
     pub metrics: InstanceMetrics,
 }
@@ -151,6 +153,7 @@ impl Instance {
                 memory: vec![None; replicas],
             }),
             queue,
+            preloaded: Default::default(),
             metrics: InstanceMetrics::default(),
         }
     }
@@ -410,9 +413,41 @@ impl Instance {
             .and_then(|(_, i)| i.as_ref().ok()?.input_size)
     }
 
-    /// Unload if idle for longer than the instance's idle timeout and no request holds it.
-    /// Returns whether it unloaded.
+    /// Load one replica now, as a request would, without counting as one (`preload: true`
+    /// instances, at start and when they change). A failure shows in the status; either
+    /// way [`Instance::warming`] turns false when it ends.
+    pub async fn preload(self: &Arc<Self>, rt: &Arc<Runtime>, settings: &Arc<Settings>) {
+        let Ok(replica) = self.free.clone().acquire_owned().await else {
+            return;
+        };
+        let (this, rt, settings) = (self.clone(), rt.clone(), settings.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            let _replica = replica;
+            this.call_blocking(&rt, &settings, |_| Ok(()))
+        })
+        .await;
+        match loaded {
+            Ok(Ok(())) => tracing::info!(instance = %self.spec.name, "preloaded"),
+            Ok(Err(e)) => {
+                tracing::error!(instance = %self.spec.name, "preload failed: {}", e.error)
+            }
+            Err(e) => tracing::error!(instance = %self.spec.name, "preload failed: {e}"),
+        }
+        self.preloaded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a `preload: true` instance has not finished its first load yet (`/readyz`
+    /// waits for it).
+    pub fn warming(&self) -> bool {
+        self.spec.preload && !self.preloaded.load(Ordering::Relaxed)
+    }
+
+    /// Unload if idle for longer than the instance's idle timeout and no request holds it
+    /// (never a `preload: true` one). Returns whether it unloaded.
     pub fn unload_if_idle(&self, now: Instant) -> bool {
+        if self.spec.preload {
+            return false;
+        }
         let idle = {
             let t = lock(&self.tracking);
             t.status.state == State::Ready

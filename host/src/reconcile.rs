@@ -57,6 +57,7 @@ impl Reconciler {
         let old = self.app.instances();
         let mut changes = Changes::default();
         let mut next = Vec::with_capacity(file.instances.len());
+        let mut fresh = Vec::new();
         for spec in &file.instances {
             let existing = old.iter().find(|i| i.spec.name == spec.name);
             let inst = match existing {
@@ -70,6 +71,9 @@ impl Reconciler {
                     Arc::new(Instance::new(spec.clone()))
                 }
             };
+            if existing.is_none_or(|e| !Arc::ptr_eq(e, &inst)) {
+                fresh.push(inst.clone());
+            }
             next.push(inst);
         }
         for i in &old {
@@ -120,6 +124,11 @@ impl Reconciler {
             tracing::error!(instance = %b.name, "not served: {}", b.error);
         }
         self.app.set_instances(next, file.broken.clone());
+        // `preload: true` instances load now, in the background (`/readyz` waits for them).
+        for inst in fresh.into_iter().filter(|i| i.spec.preload) {
+            let app = self.app.clone();
+            tokio::spawn(async move { inst.preload(&app.runtime, &app.settings).await });
+        }
         changes
     }
 

@@ -128,6 +128,8 @@ fn the_manifests_agree_with_the_host() {
                     "{file}: {name}: port of {}",
                     i.name
                 );
+                // A pod the autoscaler adds must not take traffic cold.
+                assert!(i.preload, "{file}: {name}: {} is not preloaded", i.name);
             }
             assert_eq!(
                 !s(c, &["resources", "limits", "nvidia.com/gpu"]).is_null(),

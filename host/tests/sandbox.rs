@@ -350,6 +350,51 @@ fn sigterm_turns_readyz_false_first_then_drains_within_the_grace_period() {
 }
 
 #[test]
+fn preloaded_instances_load_before_readyz_and_stay_loaded() {
+    let (warm, cold, stuck) = (free_port(), free_port(), free_port());
+    let weights = ["weights: tests/fixtures/yolo_v8_test.onnx"];
+    let started = Instant::now();
+    let host = Host::start(
+        &["request_timeout: 2s", "idle_timeout: 1s"],
+        &[
+            inst("warm", "yolo", warm, &weights, &["preload: true"]),
+            inst("cold", "yolo", cold, &weights, &[]),
+            // Its init never returns: readiness waits for its deadline, then goes on.
+            Inst {
+                name: "stuck",
+                implementation: "hostile",
+                port: stuck,
+                config: &["hang_in_init: true"],
+                classes: None,
+                extra: &["preload: true"],
+            },
+        ],
+    );
+    let ready_after = started.elapsed();
+    println!("ready after {ready_after:?} (a preload hangs until its 2 s init deadline)");
+    assert!(
+        ready_after >= Duration::from_millis(1900),
+        "{ready_after:?}"
+    );
+    assert_eq!(readyz(host.gateway), 200);
+    assert_eq!(host.instance_status("warm")["state"], "ready");
+    assert_eq!(host.instance_status("warm")["requests"], 0);
+    assert_eq!(host.instance_status("cold")["state"], "unloaded");
+    assert_eq!(host.instance_status("stuck")["state"], "error");
+    // Both used, then idle: past the idle timeout one unloads, the preloaded one stays.
+    let img = frame_png(32, 32, &[]);
+    assert_eq!(post(cold, &json!({"image": img})).0, 200);
+    assert_eq!(post(warm, &json!({"image": img})).0, 200);
+    wait_until("cold unloads when idle", Duration::from_secs(10), || {
+        host.instance_status("cold")["state"] == "unloaded"
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(host.instance_status("warm")["state"], "ready");
+    assert!(host.log().contains("preloaded"));
+    assert!(host.log().contains("preload failed"));
+}
+
+#[test]
 fn paths_and_names_cannot_escape() {
     let root = repo()
         .join("target/test-roots")

@@ -152,6 +152,7 @@ pub(crate) fn temp_spec(
         precision: Default::default(),
         requests_per_load: crate::nn::choose::DEFAULT_REQUESTS_PER_LOAD,
         replicas: 1,
+        preload: false,
         display_name: name.to_string(),
         description: None,
     }

@@ -164,6 +164,9 @@ pub struct InstanceSpec {
     /// Component instances serving side by side, sharing the model sessions (default 1 on
     /// the CPU, 2 on CUDA, where one request's CPU work overlaps another's inference).
     pub replicas: usize,
+    /// Load when the host starts (and whenever the instance changes) and stay loaded:
+    /// `/readyz` waits for it, and idle unloading skips it (`preload: true`).
+    pub preload: bool,
     /// Display name for CVAT (defaults to the instance name).
     pub display_name: String,
     pub description: Option<String>,
@@ -256,6 +259,8 @@ struct RawInstance {
     requests_per_load: Option<u32>,
     #[serde(default)]
     replicas: Option<usize>,
+    #[serde(default)]
+    preload: Option<bool>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -743,6 +748,7 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
         name: name.to_string(),
         display_name: raw.name.unwrap_or_else(|| name.to_string()),
         description: raw.description,
+        preload: raw.preload.unwrap_or(false),
         implementation: raw.implementation,
         component,
         port: raw.port,

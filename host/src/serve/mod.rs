@@ -63,8 +63,8 @@ pub fn management_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Ready once the config is applied and every instance's port is bound; not ready again
-/// from the moment a shutdown begins.
+/// Ready once the config is applied, every instance's port is bound and every `preload`
+/// instance has loaded (or failed to); not ready again from the moment a shutdown begins.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let statuses = app.statuses();
     let unbound: Vec<&str> = statuses
@@ -94,6 +94,19 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("ports not bound for: {}", unbound.join(", ")),
+        )
+        .into_response();
+    }
+    let warming: Vec<String> = app
+        .instances()
+        .iter()
+        .filter(|i| i.warming())
+        .map(|i| i.spec.name.clone())
+        .collect();
+    if !warming.is_empty() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("warming: loading {} (preload)", warming.join(", ")),
         )
         .into_response();
     }
