@@ -281,7 +281,7 @@ fn readme(p: &Project) -> String {
          - `./build.sh`: builds `component.wasm`.{native_tests}\n\
          - `./smoke_test.py`: installs it into a throwaway host root (`.smoke/`) with `host add`, serves it,\n  \
          checks that the gateway lists it and that a CVAT request gets an answer.\n\n\
-         Install it into the host:\n\n```sh\n{bin} --root {root} add component.wasm --name {name} --weights MODEL.onnx\n```\n\n\
+         Install it into the host:\n\n```sh\n{bin} --root {root} add component.wasm --name {name}{weights}\n```\n\n\
          The guide: {root}/docs/writing-a-component.md\n",
         name = p.name,
         kind = p.kind,
@@ -290,6 +290,8 @@ fn readme(p: &Project) -> String {
             Lang::Rust => "\n- `cargo test --target x86_64-unknown-linux-gnu`: the unit tests, natively.",
             Lang::Python => "",
         },
+        // The detector runs a model; the other kinds' examples need none.
+        weights = if p.kind == "detector" { " --weights MODEL.onnx" } else { "" },
         bin = p.host_bin.display(),
         root = p.host_root.display(),
     )
