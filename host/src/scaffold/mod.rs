@@ -23,6 +23,7 @@ const PY_TEMPLATES: &[(&str, &str)] = &[
 ];
 const PY_BUILD: &str = include_str!("python/build.sh");
 const RUST_BUILD: &str = include_str!("rust/build.sh");
+const RUST_TEST: &str = include_str!("rust/test.sh");
 const SMOKE_TEST: &str = include_str!("smoke_test.py");
 const GUEST_CARGO_CONFIG: &str = include_str!("../../../components/.cargo/config.toml");
 const GUEST_LOCK: &str = include_str!("../../../components/Cargo.lock");
@@ -205,7 +206,7 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
                     )
                     .replace(
                         "Build with scripts/build-components.sh; run the\n//! smoke test with scripts/test.sh.",
-                        "Build with ./build.sh; test natively with\n//! `cargo test --target x86_64-unknown-linux-gnu` and in the host with ./smoke_test.py.",
+                        "Build with ./build.sh; test natively with ./test.sh and in\n//! the host with ./smoke_test.py.",
                     ),
                 false,
             ));
@@ -236,6 +237,11 @@ pub fn new_project(p: &Project) -> Result<Vec<PathBuf>, String> {
                 RUST_BUILD
                     .replace("{{host_root}}", &root)
                     .replace("{{crate}}", &crate_name),
+                true,
+            ));
+            files.push((
+                "test.sh".into(),
+                RUST_TEST.replace("{{host_root}}", &root),
                 true,
             ));
             files.push((
@@ -286,8 +292,7 @@ fn readme(p: &Project) -> String {
         name = p.name,
         kind = p.kind,
         native_tests = match p.lang {
-            // The crate's build target is wasm32 (.cargo/config.toml); tests run natively.
-            Lang::Rust => "\n- `cargo test --target x86_64-unknown-linux-gnu`: the unit tests, natively.",
+            Lang::Rust => "\n- `./test.sh`: the unit tests, natively (the crate itself builds for wasm32).",
             Lang::Python => "",
         },
         // The detector runs a model; the other kinds' examples need none.
