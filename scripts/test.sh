@@ -13,8 +13,10 @@ for ws in components tests/components; do
         --config 'target.wasm32-wasip2.rustflags=[]'
 done
 # The Kubernetes manifests: the same as their generator writes, and valid objects for the
-# Kubernetes version named (schemas bundled in the package; no cluster needed).
+# Kubernetes version named (schemas bundled in the package; no cluster needed). Its warnings
+# fail too: an unknown kind or apiVersion is only a warning ("couldn't find schema").
 python3 deploy/kubernetes/generate.py --check
-.deps/venv/bin/kubernetes-validate -k 1.32.0 --strict --quiet \
-    deploy/kubernetes/cpu.yaml deploy/kubernetes/gpu.yaml
+k8s=$(.deps/venv/bin/kubernetes-validate -k 1.32.0 --strict --quiet \
+    deploy/kubernetes/cpu.yaml deploy/kubernetes/gpu.yaml 2>&1) && [ -z "$k8s" ] ||
+    { printf '%s\n' "$k8s" >&2; echo "deploy/kubernetes: the manifests do not validate" >&2; exit 1; }
 cargo test --workspace "$@"
