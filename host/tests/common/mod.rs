@@ -553,3 +553,30 @@ pub fn mask_from_rle(points: &Value, width: usize, height: usize) -> Vec<bool> {
     }
     full
 }
+
+/// An invocation through the gateway, as CVAT makes it in `dashboard` mode, with CVAT's
+/// invoke timeout header: status, answer, and which pool member served it (if one did).
+pub fn invoke_via_gateway(
+    gateway: u16,
+    name: &str,
+    body: &Value,
+    timeout: &str,
+) -> (u16, Value, String) {
+    let r = ureq::post(&format!(
+        "http://127.0.0.1:{gateway}/api/function_invocations"
+    ))
+    .set("content-type", "application/json")
+    .set("x-nuclio-function-name", name)
+    .set("x-nuclio-path", "/")
+    .set("x-nuclio-invoke-via", "domain-name")
+    .set("X-Nuclio-Invoke-Timeout", timeout)
+    .timeout(Duration::from_secs(300))
+    .send_string(&body.to_string());
+    let r = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let member = r.header("x-served-by").unwrap_or("").to_string();
+    (r.status(), r.into_json().unwrap(), member)
+}
