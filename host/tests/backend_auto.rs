@@ -79,11 +79,7 @@ fn auto_measures_once_per_machine_and_picks_the_cheapest_agreeing_backend() {
             .contains("load / requests per load"));
         chosen.push(g["backend"].as_str().unwrap().to_string());
     }
-    let metrics = ureq::get(&format!("http://127.0.0.1:{gateway}/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = host.metrics();
     assert!(
         metrics.contains(&format!(
             "host_graph_backend{{instance=\"often\",graph=\"weights\",backend=\"{}\",precision=",

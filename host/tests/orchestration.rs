@@ -121,11 +121,7 @@ fn a_saturated_instance_answers_503_with_retry_after() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let decodes = || {
-        let m = ureq::get(&format!("http://127.0.0.1:{}/metrics", host.gateway))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap();
+        let m = host.metrics();
         let key = "host_request_duration_seconds_count{instance=\"slow\",stage=\"decode\"} ";
         m.lines()
             .find_map(|l| l.strip_prefix(key))

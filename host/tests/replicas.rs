@@ -61,11 +61,7 @@ fn replicas_serve_side_by_side_and_share_the_model_session() {
         assert_eq!(s, 200, "{v}");
         assert_eq!(boxes(&v).len(), 1, "{v}");
     }
-    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", host.gateway))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = host.metrics();
     assert!(
         metrics.contains("host_loads_total{instance=\"face\"} 2"),
         "{metrics}"

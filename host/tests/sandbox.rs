@@ -282,11 +282,7 @@ fn sigterm_turns_readyz_false_first_then_drains_within_the_grace_period() {
     });
     std::thread::sleep(Duration::from_millis(200));
     // What an autoscaler reads: one request in flight.
-    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", host.gateway))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = host.metrics();
     assert!(
         metrics.contains("host_instance_in_flight{instance=\"slow\"} 1"),
         "{metrics}"

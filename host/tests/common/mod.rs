@@ -313,6 +313,15 @@ impl Host {
             .unwrap()
     }
 
+    /// GET `/metrics`: the Prometheus text.
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("http://127.0.0.1:{}/metrics", self.gateway))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
     /// One instance's entry in the status.
     pub fn instance_status(&self, name: &str) -> Value {
         self.status()["instances"]
