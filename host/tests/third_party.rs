@@ -196,7 +196,7 @@ fn a_standalone_rust_project_builds_with_the_setup_toolchain_and_passes_its_smok
     assert!(project.join("sdk/src/pixels.rs").is_file());
     let built = ok(
         Command::new(project.join("build.sh"))
-            // The std build is shared between runs (build-std compiles std for the target).
+            // Shared between runs (with Debian's toolchain, build-std compiles std for the target).
             .env("CARGO_TARGET_DIR", repo().join("target/guest-standalone"))
             .output()
             .unwrap(),
@@ -470,7 +470,7 @@ fn example(work: &Path, kind: &str, lang: &str) -> PathBuf {
     );
     ok(
         Command::new(project.join("build.sh"))
-            // Rust: the std build is shared between projects (build-std compiles it).
+            // Rust: shared between projects (with Debian's toolchain, build-std compiles std).
             .env("CARGO_TARGET_DIR", repo().join("target/guest-standalone"))
             .output()
             .unwrap(),

@@ -18,11 +18,12 @@
 //!
 //! [`yaml_edit`] inserts entries and writes the file atomically, [`watch`] polls it and
 //! `components/`, [`discovery`] registers new component folders, [`add`] installs a built
-//! component (`host add`).
+//! component (`host add`), [`weights`] names the command that fetches a missing model file.
 
 pub mod add;
 pub mod discovery;
 pub mod watch;
+pub mod weights;
 pub mod yaml_edit;
 
 use std::collections::{HashMap, HashSet};
@@ -384,8 +385,9 @@ pub fn confined(root: &Path, rel: &Path) -> Result<PathBuf, String> {
     let joined = root.join(rel);
     let real = joined.canonicalize().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!(
-            "{}: no such file (models/README.md says where each model comes from)",
-            rel.display()
+            "{}: no such file; {}",
+            rel.display(),
+            weights::missing_hint(&root, rel)
         ),
         _ => format!("{}: {e}", rel.display()),
     })?;
