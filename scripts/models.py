@@ -368,16 +368,17 @@ def sam_graphs():
     return encoder, decoder
 
 
-def reid_graph():
-    """Embedding = the crop's mean colour: `input` [1,3,16,8] -> `embedding` [1,3]."""
+def reid_graph(batch=1):
+    """Embedding = the crop's mean colour: `input` [B,3,16,8] -> `embedding` [B,3]; B is 1,
+    or dynamic (`N`) for the batched variant."""
     import onnx
     from onnx import TensorProto, helper
     g = helper.make_graph(
         [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
          helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1)],
         "reid_test",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 8])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3])])
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 16, 8])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, 3])])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
     onnx.checker.check_model(m, full_check=True)
@@ -398,6 +399,7 @@ def fixtures(wheels, out):
     onnx.save(encoder, os.path.join(out, "sam_encoder_test.onnx"))
     onnx.save(decoder, os.path.join(out, "sam_decoder_test.onnx"))
     onnx.save(reid_graph(), os.path.join(out, "reid_test.onnx"))
+    onnx.save(reid_graph("N"), os.path.join(out, "reid_batch_test.onnx"))
     print(f"wrote SAM-shaped and reid test graphs to {out}")
     with zipfile.ZipFile(wheel(wheels, "scikit_image")) as z:
         png = z.read("skimage/data/astronaut.png")

@@ -60,6 +60,11 @@ pub struct Status {
     pub compile_cached: Option<bool>,
     /// Linear memory of the loaded component (model sessions live outside it).
     pub wasm_memory_bytes: u64,
+    /// What the instance's ONNX Runtime sessions hold now (weights, and activations during
+    /// a run), the most they have held, and the budget they may not pass.
+    pub inference_memory_bytes: u64,
+    pub inference_memory_peak_bytes: u64,
+    pub inference_memory_limit_bytes: u64,
     /// How many labels CVAT is shown, once the instance has been described or loaded.
     pub labels: Option<usize>,
     /// Which library runs inference (`onnxruntime` or `openvino`).
@@ -132,6 +137,9 @@ impl Instance {
             last_load_ms: None,
             compile_cached: None,
             wasm_memory_bytes: 0,
+            inference_memory_bytes: 0,
+            inference_memory_peak_bytes: 0,
+            inference_memory_limit_bytes: spec.inference_memory as u64,
             labels: None,
             backend: spec.backend.to_string(),
             device: spec.device.to_string(),
@@ -140,12 +148,13 @@ impl Instance {
         };
         let queue = Arc::new(Semaphore::new(spec.max_queue));
         let replicas = spec.replicas;
+        let budget = spec.inference_memory;
         Self {
             spec,
             kind,
             slots: (0..replicas).map(|_| Mutex::new(None)).collect(),
             free: Arc::new(Semaphore::new(replicas)),
-            graphs: Default::default(),
+            graphs: Arc::new(crate::nn::SharedGraphs::new(budget)),
             info: Mutex::new(None),
             tracking: Mutex::new(Tracking {
                 status,
@@ -171,6 +180,9 @@ impl Instance {
             .flatten()
             .map(|m| m.load(Ordering::Relaxed))
             .sum();
+        let budget = self.graphs.budget();
+        s.inference_memory_bytes = budget.used() as u64;
+        s.inference_memory_peak_bytes = budget.peak() as u64;
         if let Some(l) = listing {
             s.labels = Some(l.labels.len());
             if let Some(problem) = l.problem {
@@ -342,6 +354,16 @@ impl Instance {
         self.metrics.stage(Stage::Component, started.elapsed());
         self.metrics
             .stage(Stage::Inference, loaded.take_inference_time());
+        if let Some(why) = loaded.take_budget_refusal() {
+            // The run was refused memory: whatever the component made of it, the request
+            // did not run as asked. The instance stays loaded and serves the next one.
+            tracing::warn!(instance = %self.spec.name, "{why}");
+            self.metrics.budget_refusals.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("instance `{}`: {why}", self.spec.name),
+            ));
+        }
         match result {
             Ok(v) => Ok(v),
             Err(CallError::InvalidInput(m)) => Err(ApiError::new(StatusCode::BAD_REQUEST, m)),

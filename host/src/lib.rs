@@ -9,7 +9,8 @@
 //! - [`serve`]: HTTP: instance ports and the management port; frames and errors.
 //! - [`cvat`]: CVAT's payloads, masks and labels, the Nuclio-compatible gateway and the
 //!   generated Nuclio functions.
-//! - [`up`], [`daemon`], [`probe`], [`scaffold`], [`metrics`]: the CLI's verbs and metrics.
+//! - [`up`], [`daemon`], [`supervise`], [`probe`], [`scaffold`], [`metrics`]: the CLI's verbs
+//!   (`up -d` runs the server under a supervisor that restarts it) and metrics.
 
 pub mod app;
 pub mod config;
@@ -24,4 +25,5 @@ pub mod reconcile;
 pub mod runtime;
 pub mod scaffold;
 pub mod serve;
+pub mod supervise;
 pub mod up;

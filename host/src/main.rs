@@ -38,6 +38,16 @@ enum Command {
         /// Log format: text, or json (one object per line, for log shippers).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
+        /// Run as the child of `host up -d`'s supervisor (which owns the pid file).
+        #[arg(long, hide = true)]
+        supervised: bool,
+    },
+    /// What `host up -d` runs in the background: `host up` as a child, restarted when it
+    /// dies (see src/supervise.rs).
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
     },
     /// Stop the detached host: stop accepting, finish in-flight requests, unload, exit.
     Down {
@@ -137,11 +147,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up {
             detach: false,
             log_format,
-        } => up(cli.root, config, &log_format),
+            supervised,
+        } => up(cli.root, config, &log_format, supervised),
         Command::Up {
             detach: true,
             log_format,
+            ..
         } => up_detached(&cli.root, &config, &log_format),
+        Command::Supervise { log_format } => supervise(&cli.root, &config, &log_format),
         Command::Down { timeout } => down(&cli.root, Duration::from_secs(timeout)),
         Command::Logs { follow, instance } => logs(&cli.root, follow, instance.as_deref()),
         Command::Status { json } => status(&cli.root, &config, json),
@@ -318,13 +331,8 @@ fn add(root: &Path, config: &Path, args: AddArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn up(root: PathBuf, config: PathBuf, log_format: &str) -> anyhow::Result<()> {
-    let state = StateDir::new(&root);
-    if let Running::Yes(pid) = state.running() {
-        if pid != std::process::id() as i32 {
-            anyhow::bail!("a detached host is already running here (pid {pid}); `host down` first");
-        }
-    }
+/// Log to stdout as text or JSON lines, at `info` unless RUST_LOG says otherwise.
+fn init_logging(log_format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,ort=warn".into());
     let ansi = std::io::stdout().is_terminal();
@@ -340,6 +348,16 @@ fn up(root: PathBuf, config: PathBuf, log_format: &str) -> anyhow::Result<()> {
             .with_ansi(ansi)
             .init();
     }
+}
+
+fn up(root: PathBuf, config: PathBuf, log_format: &str, supervised: bool) -> anyhow::Result<()> {
+    let state = StateDir::new(&root);
+    if let Running::Yes(pid) = state.running() {
+        if pid != std::process::id() as i32 && !supervised {
+            anyhow::bail!("a detached host is already running here (pid {pid}); `host down` first");
+        }
+    }
+    init_logging(log_format);
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -356,7 +374,22 @@ fn up(root: PathBuf, config: PathBuf, log_format: &str) -> anyhow::Result<()> {
     // A component call still running past the drain timeout holds a blocking thread; the
     // process does not wait for it (dropping the runtime would).
     rt.shutdown_timeout(Duration::from_millis(200));
-    // A detached host removes its own pid file on the way out.
+    result
+}
+
+/// `host up -d`'s background process: serve under supervision, then remove the pid file.
+fn supervise(root: &Path, config: &Path, log_format: &str) -> anyhow::Result<()> {
+    let state = StateDir::new(root);
+    init_logging(log_format);
+    let mut serve = std::process::Command::new(std::env::current_exe()?);
+    serve
+        .arg("--root")
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .args(["up", "--supervised", "--log-format", log_format])
+        .stdin(std::process::Stdio::null());
+    let result = host::supervise::run(serve, &state.dir);
     if state.running() == Running::Yes(std::process::id() as i32) {
         let _ = std::fs::remove_file(state.pid_file());
     }
@@ -396,7 +429,7 @@ fn up_detached(root: &Path, config: &Path, log_format: &str) -> anyhow::Result<(
         .arg(&root_abs)
         .arg("--config")
         .arg(&config_abs)
-        .args(["up", "--log-format", log_format]);
+        .args(["supervise", "--log-format", log_format]);
     cmd.stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -409,20 +442,31 @@ fn up_detached(root: &Path, config: &Path, log_format: &str) -> anyhow::Result<(
     }
     // The log is appended to: only what this start writes explains its failure.
     let log_start = std::fs::metadata(state.log_file())?.len();
+    let _ = std::fs::remove_file(host::supervise::record_path(&state.dir));
     let mut child = cmd.spawn().context("starting the host")?;
     let pid = child.id() as i32;
     state.write_pid(pid)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let failed = |what: String| {
+        let _ = std::fs::remove_file(state.pid_file());
+        let log = std::fs::read(state.log_file()).unwrap_or_default();
+        let text = String::from_utf8_lossy(log.get(log_start as usize..).unwrap_or_default());
+        anyhow::anyhow!(
+            "the host {what}:\n{}\n(full log: {})",
+            why_it_failed(&text),
+            state.log_file().display()
+        )
+    };
     loop {
         if let Some(code) = child.try_wait()? {
-            let _ = std::fs::remove_file(state.pid_file());
-            let log = std::fs::read(state.log_file()).unwrap_or_default();
-            let text = String::from_utf8_lossy(log.get(log_start as usize..).unwrap_or_default());
-            anyhow::bail!(
-                "the host exited ({code}):\n{}\n(full log: {})",
-                why_it_failed(&text),
-                state.log_file().display()
-            );
+            return Err(failed(format!("exited ({code})")));
+        }
+        // A serving process that dies before it is ready would only die again: stop the
+        // supervisor and say why.
+        if let Some(exit) = host::supervise::read_record(&state.dir).and_then(|r| r.last_exit) {
+            host::daemon::stop(pid, Duration::from_secs(10))?;
+            let _ = child.wait();
+            return Err(failed(exit.reason));
         }
         match http_get(gateway, "/readyz") {
             Ok((200, _)) => break,
@@ -446,7 +490,7 @@ fn up_detached(root: &Path, config: &Path, log_format: &str) -> anyhow::Result<(
         std::thread::sleep(Duration::from_millis(100));
     }
     println!(
-        "host running in the background (pid {pid}), gateway {gateway}, log {}",
+        "host running in the background (supervisor pid {pid}: restarts it if it dies), gateway {gateway}, log {}",
         state.log_file().display()
     );
     status(root, config, false)
@@ -480,7 +524,15 @@ fn down(root: &Path, timeout: Duration) -> anyhow::Result<()> {
             println!("host is not running (removed a stale pid file naming pid {pid})")
         }
         Running::Yes(pid) => {
+            let serving = host::supervise::read_record(&state.dir).and_then(|r| r.serving_pid);
             let killed = host::daemon::stop(pid, timeout)?;
+            if killed {
+                // The supervisor did not finish in time: its serving process goes too.
+                if let Some(child) = serving.filter(|&c| host::supervise::is_serving(c)) {
+                    // SAFETY: kill(2) on the supervisor's child, checked by its command line.
+                    unsafe { libc::kill(child as i32, libc::SIGKILL) };
+                }
+            }
             let _ = std::fs::remove_file(state.pid_file());
             if killed {
                 println!(
@@ -656,8 +708,12 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             std::process::exit(3);
         }
     };
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_str(&body).context("the host answered with invalid JSON")?;
+    let supervisor = host::supervise::read_record(&StateDir::new(root).dir);
+    if let Some(r) = &supervisor {
+        value["supervisor"] = serde_json::to_value(r)?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -672,14 +728,29 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
             .unwrap_or_else(|| "?".into()),
         value["build"].as_str().unwrap_or("?")
     );
-    println!(
-        "{:<22} {:<10} {:>5}  {:<8} {:>6} {:>10} {:<12} {:>8} {:>9}  ERROR",
-        "NAME", "KIND", "PORT", "STATE", "LABELS", "WASM MEM", "DEVICE", "REQUESTS", "LAST USED"
-    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    if let Some(r) = &supervisor {
+        let last = r.last_exit.as_ref().map_or(String::new(), |e| {
+            format!(
+                "; last exit {}s ago: {} after {:.0}s",
+                now.saturating_sub(e.at),
+                e.reason,
+                e.uptime_s
+            )
+        });
+        println!(
+            "supervised (up -d): serving pid {}, restarts {}{last}",
+            r.serving_pid.map_or("-".into(), |p| p.to_string()),
+            r.restarts
+        );
+    }
+    println!(
+        "{:<22} {:<10} {:>5}  {:<8} {:>6} {:>10} {:<12} {:>8} {:>9}  ERROR",
+        "NAME", "KIND", "PORT", "STATE", "LABELS", "WASM MEM", "DEVICE", "REQUESTS", "LAST USED"
+    );
     for i in value["instances"].as_array().into_iter().flatten() {
         let s = |k: &str| {
             i[k].as_str()

@@ -89,6 +89,8 @@ pub struct InstanceMetrics {
     stages: [Histogram; 4],
     pub loads: AtomicU64,
     pub unloads: AtomicU64,
+    /// Requests failed because inference would have passed the instance's memory budget.
+    pub budget_refusals: AtomicU64,
     pub load_time: Histogram,
 }
 
@@ -122,6 +124,9 @@ pub struct Sample<'a> {
     pub state: &'a str,
     pub metrics: &'a InstanceMetrics,
     pub wasm_memory_bytes: u64,
+    /// What the instance's inference sessions hold now, and their budget.
+    pub inference_memory_bytes: u64,
+    pub inference_memory_limit_bytes: u64,
     /// Requests admitted and not yet answered (waiting for a replica or running).
     pub in_flight: usize,
     /// The loaded graphs and what runs them.
@@ -215,6 +220,48 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
             "host_instance_wasm_memory_bytes{{instance=\"{}\"}} {}",
             esc(s.name),
             s.wasm_memory_bytes
+        );
+    }
+    help(
+        &mut out,
+        "host_instance_inference_memory_bytes",
+        "gauge",
+        "What the instance's ONNX Runtime sessions hold on the CPU: weights, and activations during a run.",
+    );
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "host_instance_inference_memory_bytes{{instance=\"{}\"}} {}",
+            esc(s.name),
+            s.inference_memory_bytes
+        );
+    }
+    help(
+        &mut out,
+        "host_instance_inference_memory_limit_bytes",
+        "gauge",
+        "The instance's inference memory budget (inference_memory_mb).",
+    );
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "host_instance_inference_memory_limit_bytes{{instance=\"{}\"}} {}",
+            esc(s.name),
+            s.inference_memory_limit_bytes
+        );
+    }
+    help(
+        &mut out,
+        "host_budget_refusals_total",
+        "counter",
+        "Requests failed because inference would have passed the instance's memory budget.",
+    );
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "host_budget_refusals_total{{instance=\"{}\"}} {}",
+            esc(s.name),
+            s.metrics.budget_refusals.load(Relaxed)
         );
     }
     help(
@@ -314,6 +361,8 @@ mod tests {
                 state: "ready",
                 metrics: &m,
                 wasm_memory_bytes: 7,
+                inference_memory_bytes: 5,
+                inference_memory_limit_bytes: 9,
                 in_flight: 3,
                 graphs: &[],
             }],
@@ -331,5 +380,7 @@ mod tests {
         assert!(text.contains("host_requests_total{instance=\"a\",outcome=\"busy\"} 1"));
         assert!(text.contains("host_instance_state{instance=\"a\",state=\"ready\"} 1"));
         assert!(text.contains("host_instance_in_flight{instance=\"a\"} 3"));
+        assert!(text.contains("host_instance_inference_memory_bytes{instance=\"a\"} 5"));
+        assert!(text.contains("host_instance_inference_memory_limit_bytes{instance=\"a\"} 9"));
     }
 }

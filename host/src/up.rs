@@ -34,6 +34,7 @@ pub fn init_onnxruntime(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
         .with_name(name)
         .commit()
         .context("initialising ONNX Runtime")?;
+    crate::nn::budget::register_with_onnxruntime()?;
     Ok(ort)
 }
 

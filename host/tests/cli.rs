@@ -281,3 +281,80 @@ fn up_detached_with_its_gateway_port_taken_prints_the_reason_not_a_backtrace() {
     assert!(!t.to_lowercase().contains("backtrace"), "{t}");
     assert!(!t.contains("an old failure"), "{t}");
 }
+
+#[test]
+fn up_detached_restarts_a_killed_serving_process_and_down_stops_both() {
+    let port = free_port();
+    let (root, gateway) = make_root(
+        &[],
+        &[Inst {
+            name: "face",
+            implementation: "blazeface",
+            port,
+            config: &["weights: models/face_detection_short_range.onnx"],
+            classes: None,
+            extra: &[],
+        }],
+    );
+    let o = host(&root, &["up", "-d"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(&host(&root, &["status", "--json"]).stdout).unwrap()
+    };
+    let photo = json!({"image": b64_file(&need("tests/fixtures/astronaut.jpg"))});
+    assert_eq!(post(port, &photo).0, 200);
+    let first = status()["pid"].as_u64().unwrap() as i32;
+    let supervisor = status()["supervisor"]["supervisor_pid"].as_u64().unwrap() as i32;
+    assert_ne!(first, supervisor);
+    assert_eq!(status()["supervisor"]["restarts"], 0);
+
+    // The kernel's kind of death: SIGKILL. A correct answer comes back within seconds.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    let killed = std::time::Instant::now();
+    let mut answered = None;
+    while killed.elapsed() < Duration::from_secs(10) {
+        let ok = ureq::post(&format!("http://127.0.0.1:{port}/"))
+            .timeout(Duration::from_secs(5))
+            .send_json(photo.clone())
+            .ok()
+            .and_then(|r| r.into_json::<serde_json::Value>().ok());
+        if let Some(v) = ok {
+            answered = Some(v);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v = answered.expect("no answer within 10 s of the kill");
+    assert_eq!(v[0]["label"], "face", "{v}");
+    eprintln!("answered again {:?} after the kill", killed.elapsed());
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    let s = status();
+    assert_ne!(s["pid"].as_u64().unwrap() as i32, first);
+    assert_eq!(s["supervisor"]["restarts"], 1);
+    let reason = s["supervisor"]["last_exit"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("killed by signal 9 (SIGKILL)"),
+        "{reason}"
+    );
+    let table = text(&host(&root, &["status"]));
+    assert!(
+        table.contains("restarts 1") && table.contains("SIGKILL"),
+        "{table}"
+    );
+    assert!(text(&host(&root, &["logs"])).contains("supervisor: the serving process ended"));
+
+    let second = s["pid"].as_u64().unwrap() as i32;
+    let o = host(&root, &["down"]);
+    assert!(
+        o.status.success() && text(&o).contains("stopped"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !pid_alive(supervisor) && !pid_alive(second),
+        "both are gone"
+    );
+    assert!(!root.join(".state/supervisor.json").exists());
+    std::net::TcpListener::bind(("127.0.0.1", gateway)).expect("gateway port is free");
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -10,14 +10,22 @@ use common::*;
 use serde_json::json;
 
 /// Whether a fast request finishes while a slow one (1.5 s in the component) still runs.
-fn overlaps(port: u16) -> bool {
+/// The fast one is sent once the slow one is admitted (the in-flight gauge), so a loaded
+/// machine cannot reorder them.
+fn overlaps(host: &Host, name: &str, port: u16) -> bool {
     let img = frame_png(16, 16, &[]);
     let slow_body = json!({"image": img, "threshold": 0.98});
     let slow = std::thread::spawn(move || {
         let (s, _) = post(port, &slow_body);
         (s, Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(300));
+    let gauge = format!("host_instance_in_flight{{instance=\"{name}\"}} 1");
+    wait_until(
+        "the slow request is in flight",
+        Duration::from_secs(30),
+        || host.metrics().contains(&gauge),
+    );
+    std::thread::sleep(Duration::from_millis(100));
     let (s, _) = post(port, &json!({"image": img, "threshold": 0.5}));
     let fast_done = Instant::now();
     let (slow_status, slow_done) = slow.join().unwrap();
@@ -43,10 +51,13 @@ fn replicas_serve_side_by_side_and_share_the_model_session() {
         ],
     );
     assert!(
-        overlaps(two),
+        overlaps(&host, "two", two),
         "two replicas: the fast request should not wait"
     );
-    assert!(!overlaps(one), "one replica: calls are serialized");
+    assert!(
+        !overlaps(&host, "one", one),
+        "one replica: calls are serialized"
+    );
 
     // Many requests at once: both replicas load, the model file is loaded once.
     let photo = json!({"image": b64_file(&need("tests/fixtures/astronaut.jpg"))});

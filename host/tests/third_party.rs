@@ -316,14 +316,15 @@ fn host_add_refuses_what_it_cannot_serve_or_should_not_trust_and_leaves_nothing_
                         "wasi:cli/environment@0.2.6",
                         "acme:spy/environment@0.2.6",
                     ),
-                    "wasi:clocks/wall-clock@0.2.6",
-                    "wasi:http/wall-clock@0.2.600",
+                    // Imported by components from both guest toolchains.
+                    "wasi:io/error@0.2.6",
+                    "wasi:http/err@0.2.6",
                 ),
             ),
             vec![],
             vec![
                 "acme:spy/environment@0.2.6: not in the granted set".into(),
-                "wasi:http/wall-clock@0.2.600: HTTP is not granted".into(),
+                "wasi:http/err@0.2.6: HTTP is not granted".into(),
             ],
         ),
         (

@@ -3,8 +3,12 @@
 //! cosine distance (at most `threshold`, default 0.5) among pairs whose centres are at most
 //! `max_distance` pixels apart (default 50), as CVAT's reference function does.
 //!
+//! Crops run through the graph in batches of at most `batch_size` (default 32) when its batch
+//! dimension is dynamic, one at a time otherwise, so a crowded frame (CVAT sends every box
+//! of both frames) stays under the host's tensor limit however many boxes it holds.
+//!
 //! Config keys: `weights` (graph, required), `normalize` (`unit`: bytes/255, default;
-//! `raw`: bytes as they are; `imagenet`: mean/std).
+//! `raw`: bytes as they are; `imagenet`: mean/std), `batch_size` (32).
 
 use std::cell::RefCell;
 
@@ -31,8 +35,8 @@ struct State {
     width: u32,
     height: u32,
     norm: Norm,
-    /// Whether the graph takes a batch of crops (dynamic first dimension).
-    batch: bool,
+    /// Crops per run: `batch_size` when the graph's first dimension is dynamic, else 1.
+    batch: usize,
 }
 
 thread_local! {
@@ -76,16 +80,14 @@ fn region(b: &Bbox, fw: u32, fh: u32) -> Bbox {
     }
 }
 
-/// One unit-length embedding per box: the crops made in the host, in one batch when the
-/// graph's batch dimension is dynamic.
+/// One unit-length embedding per box: the crops made in the host, `st.batch` per run.
 fn embed(st: &State, f: &Frame, boxes: &[Bbox]) -> Result<Vec<Vec<f32>>, Error> {
     let regions: Vec<Bbox> = boxes
         .iter()
         .map(|b| region(b, f.width(), f.height()))
         .collect();
-    let per_run = if st.batch { regions.len().max(1) } else { 1 };
     let mut out = Vec::with_capacity(regions.len());
-    for chunk in regions.chunks(per_run) {
+    for chunk in regions.chunks(st.batch) {
         let t = pixels::crops(f, chunk, crop_spec(st)).map_err(Error::Failed)?;
         let first = st
             .model
@@ -103,7 +105,9 @@ fn embed(st: &State, f: &Frame, boxes: &[Bbox]) -> Result<Vec<Vec<f32>>, Error> 
     Ok(out)
 }
 
-/// Greedy one-to-one matching of the closest pairs within both limits.
+/// Greedy one-to-one matching of the closest pairs within both limits. Pairs farther apart
+/// than `max_distance` are skipped before their embeddings are compared (with thousands of
+/// boxes per frame almost every pair is).
 pub fn match_greedy(
     e0: &[Vec<f32>],
     c0: &[(f32, f32)],
@@ -115,9 +119,12 @@ pub fn match_greedy(
     let mut pairs = Vec::new();
     for (i, a) in e0.iter().enumerate() {
         for (j, b) in e1.iter().enumerate() {
-            let cos = 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
             let dist = ((c0[i].0 - c1[j].0).powi(2) + (c0[i].1 - c1[j].1).powi(2)).sqrt();
-            if cos <= threshold && dist <= max_distance {
+            if dist > max_distance {
+                continue;
+            }
+            let cos = 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            if cos <= threshold {
                 pairs.push((cos, i, j));
             }
         }
@@ -160,8 +167,11 @@ impl exports::cvat::model::reid::Guest for Reid {
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
         let input = model.input().map_err(Error::InvalidConfig)?;
+        let batch_size = cfg.usize_or("batch_size", 32).map_err(Error::InvalidConfig)?.max(1);
         let (batch, height, width) = match input.dims.as_slice() {
-            [n, 3, h, w] if *h > 0 && *w > 0 => (*n < 0, *h as u32, *w as u32),
+            [n, 3, h, w] if *h > 0 && *w > 0 => {
+                (if *n < 0 { batch_size } else { 1 }, *h as u32, *w as u32)
+            }
             d => {
                 return Err(Error::InvalidConfig(format!(
                     "input {d:?}: expected [1, 3, H, W]"

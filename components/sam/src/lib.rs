@@ -10,6 +10,7 @@
 //! pixels, computed by the host), so further clicks on the same frame only run the decoder.
 //!
 //! Config keys: `encoder`, `decoder` (graphs, required), `cache_frames` (default 4),
+//! `cache_mb` (default 64: the cache's bytes stay under it whatever the embedding's size),
 //! `mask_threshold` (logit threshold, default 0).
 
 use std::cell::RefCell;
@@ -40,6 +41,7 @@ struct State {
     size: u32,
     cache: Vec<Embedding>,
     cache_frames: usize,
+    cache_bytes: usize,
     threshold: f32,
 }
 
@@ -122,6 +124,10 @@ impl exports::cvat::model::interactor::Guest for Sam {
                 .usize_or("cache_frames", 4)
                 .map_err(Error::InvalidConfig)?
                 .max(1),
+            cache_bytes: cfg
+                .usize_or("cache_mb", 64)
+                .map_err(Error::InvalidConfig)?
+                .saturating_mul(1 << 20),
             threshold: cfg
                 .f32_or("mask_threshold", 0.0)
                 .map_err(Error::InvalidConfig)?,
@@ -157,9 +163,8 @@ impl exports::cvat::model::interactor::Guest for Sam {
                     .next()
                     .ok_or_else(|| Error::Failed("encoder has no output".into()))?;
                 eprintln!("sam: embedding computed for a new frame");
-                if st.cache.len() >= st.cache_frames {
-                    st.cache.remove(0);
-                }
+                let bytes = first.data.len() * 4;
+                evict(&mut st.cache, st.cache_frames, st.cache_bytes, bytes);
                 st.cache.push(Embedding {
                     key,
                     dims: first.dims,
@@ -169,6 +174,15 @@ impl exports::cvat::model::interactor::Guest for Sam {
             let emb = st.cache.last().expect("just inserted or moved");
             decode(st, emb, frame, &prompt)
         })
+    }
+}
+
+/// Drop the least recently used embeddings until one of `incoming` bytes fits within both
+/// bounds (the newest is always kept, even alone over the byte bound).
+fn evict(cache: &mut Vec<Embedding>, frames: usize, bytes: usize, incoming: usize) {
+    let held = |c: &Vec<Embedding>| c.iter().map(|e| e.data.len() * 4).sum::<usize>();
+    while !cache.is_empty() && (cache.len() >= frames || held(cache) + incoming > bytes) {
+        cache.remove(0);
     }
 }
 
@@ -297,6 +311,23 @@ mod tests {
             (1024, 576, 1024.0 / 1920.0, 576.0 / 1080.0)
         );
         assert_eq!(resized(256, 128, 64), (64, 32, 0.25, 0.25));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_frames_and_bytes() {
+        let e = |key, floats| Embedding {
+            key,
+            dims: vec![],
+            data: vec![0.0; floats],
+        };
+        let mut c = vec![e(1, 100), e(2, 100), e(3, 100)];
+        evict(&mut c, 4, 1000, 400);
+        assert_eq!(c.iter().map(|e| e.key).collect::<Vec<_>>(), [3], "400 + 400 bytes fit");
+        let mut c = vec![e(1, 10), e(2, 10)];
+        evict(&mut c, 2, 1 << 20, 40);
+        assert_eq!(c.len(), 1, "the frame bound");
+        evict(&mut c, 2, 10, 4000);
+        assert!(c.is_empty(), "an embedding over the bound alone still replaces the rest");
     }
 
     #[test]

@@ -146,6 +146,7 @@ pub(crate) fn temp_spec(
         classes: vec![],
         idle_timeout: settings.idle_timeout,
         max_queue: 1,
+        inference_memory: settings.inference_memory,
         ort_threads: Some(1),
         backend: Default::default(),
         device: Default::default(),

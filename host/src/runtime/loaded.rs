@@ -238,6 +238,12 @@ impl Loaded {
         self.store.data_mut().take_inference_time()
     }
 
+    /// Why the last call's inference was refused memory, if it was: the budget's message.
+    pub fn take_budget_refusal(&mut self) -> Option<String> {
+        let (asked, budget) = self.store.data_mut().take_budget_refusal()?;
+        Some(budget.refusal_message(asked))
+    }
+
     /// The stamps of the component and model files as they were when loaded, in the order
     /// [`stamps`] gives.
     pub fn stamps(&self) -> Vec<Option<FileStamp>> {

@@ -125,6 +125,14 @@ impl StoreState {
     pub fn take_inference_time(&mut self) -> std::time::Duration {
         std::mem::take(&mut self.nn.inference_time)
     }
+
+    /// An allocation the inference budget refused during the last call (see
+    /// [`crate::nn::NnCtx::take_budget_refusal`]).
+    pub fn take_budget_refusal(
+        &mut self,
+    ) -> Option<(usize, std::sync::Arc<crate::nn::budget::Budget>)> {
+        self.nn.take_budget_refusal()
+    }
 }
 
 impl WasiView for StoreState {

@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::config::Settings;
 use crate::cvat::payload::{
     interactor_json, interactor_legacy_json, tracked_shape_json, Detections, DetectorRequest,
-    InteractorRequest, ReidRequest, ShapeFlavour, TrackItem, TrackerRequest,
+    InteractorRequest, ReidRequest, RequestLimits, ShapeFlavour, TrackItem, TrackerRequest,
 };
 use crate::instance::{Instance, Status};
 use crate::metrics::{InstanceMetrics, Stage};
@@ -124,6 +124,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             state: s.state.as_str(),
             metrics: &i.metrics,
             wasm_memory_bytes: s.wasm_memory_bytes,
+            inference_memory_bytes: s.inference_memory_bytes,
+            inference_memory_limit_bytes: s.inference_memory_limit_bytes,
             in_flight: i.in_flight(),
             graphs: &s.graphs,
         })
@@ -154,6 +156,7 @@ async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(json!({
         "gateway": SocketAddr::new(app.settings.bind, app.settings.gateway_port).to_string(),
         "rss_bytes": rss_bytes(),
+        "pid": std::process::id(),
         "build": BUILD,
         "instances": app.statuses(),
         "pools": app.pools.statuses().await,
@@ -357,7 +360,7 @@ fn component_error(msg: String) -> ApiError {
 }
 
 async fn track(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
-    let req = TrackerRequest::parse(&body)?;
+    let req = TrackerRequest::parse(&body, &RequestLimits::of(&app.settings))?;
     drop(body);
     let admission = inst.admit()?;
     let frame = decode_frame(app, inst, "image", req.image).await?;
@@ -407,7 +410,7 @@ async fn track(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Resp
 }
 
 async fn interact(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
-    let mut req = InteractorRequest::parse(&body)?;
+    let mut req = InteractorRequest::parse(&body, &RequestLimits::of(&app.settings))?;
     drop(body);
     let admission = inst.admit()?;
     let frame = decode_frame(app, inst, "image", std::mem::take(&mut req.image)).await?;
@@ -444,7 +447,7 @@ async fn interact(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<R
 }
 
 async fn reid(app: &Arc<App>, inst: &Arc<Instance>, body: Bytes) -> Result<Response, ApiError> {
-    let req = ReidRequest::parse(&body)?;
+    let req = ReidRequest::parse(&body, &RequestLimits::of(&app.settings))?;
     drop(body);
     let admission = inst.admit()?;
     let f0 = decode_frame(app, inst, "image0", req.image0).await?;
