@@ -400,6 +400,9 @@ def fixtures(wheels, out):
     onnx.save(decoder, os.path.join(out, "sam_decoder_test.onnx"))
     onnx.save(reid_graph(), os.path.join(out, "reid_test.onnx"))
     onnx.save(reid_graph("N"), os.path.join(out, "reid_batch_test.onnx"))
+    import layouts  # scripts/layouts.py: graphs with the I/O of today's exports
+    for name, model in layouts.all_graphs().items():
+        onnx.save(model, os.path.join(out, name))
     print(f"wrote SAM-shaped and reid test graphs to {out}")
     with zipfile.ZipFile(wheel(wheels, "scikit_image")) as z:
         png = z.read("skimage/data/astronaut.png")

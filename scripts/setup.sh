@@ -270,7 +270,8 @@ fetch=(--defaults)
 [ -d "$root/../shared/models" ] && fetch=(--all)
 "$py" "$root/scripts/models.py" fetch "${fetch[@]}" ||
     say "note: some model files could not be fetched (above); \`scripts/models.py fetch NAME\` retries one, MODELS_MIRROR=DIR|URL takes them from a copy"
-if [ ! -f "$root/tests/fixtures/.stamp" ] || [ "$root/scripts/models.py" -nt "$root/tests/fixtures/.stamp" ]; then
+if [ ! -f "$root/tests/fixtures/.stamp" ] || [ "$root/scripts/models.py" -nt "$root/tests/fixtures/.stamp" ] ||
+    [ "$root/scripts/layouts.py" -nt "$root/tests/fixtures/.stamp" ]; then
     say "generating test fixtures"
     "$py" "$root/scripts/models.py" fixtures "$wheels" "$root/tests/fixtures"
     touch "$root/tests/fixtures/.stamp"

@@ -6,9 +6,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 cd "$root"
 # Guest crates are plain Rust apart from their WIT imports: their logic tests run natively
-# with the guest toolchain setup chose (scripts/guest-cargo.sh --native).
+# with the guest toolchain setup chose (scripts/guest-cargo.sh --native), in a target
+# directory of that toolchain's own (the two rustc versions' crates do not mix).
+guest=$(sed -n 's/^GUEST_TOOLCHAIN=//p' .deps/guest.env)
 for ws in components tests/components; do
-    (cd "$ws" && CARGO_TARGET_DIR="$root/target/guest-native" "$root/scripts/guest-cargo.sh" --native test --quiet)
+    (cd "$ws" && CARGO_TARGET_DIR="$root/target/guest-native-$guest" "$root/scripts/guest-cargo.sh" --native test --quiet)
 done
 # The weights fetcher, against a loopback server (scripts/test_weights.py).
 .deps/venv/bin/python scripts/test_weights.py 2> target/test_weights.log ||

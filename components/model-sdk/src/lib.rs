@@ -3,7 +3,8 @@
 //! Everything here is plain Rust that a component links in: [`nn`] wraps the `wasi:nn`
 //! imports (plus the host's `cvat:model/graphs` signature query), [`pixels`] asks the host to
 //! turn the request's frame into a model input tensor (described by [`image`]'s `InputSpec`), [`boxes`] holds box geometry and NMS, [`config`]
-//! reads the instance's `config` map, and [`b64`] encodes bytes for tracker states.
+//! reads the instance's `config` map, [`results`] builds label specs and detections, and
+//! [`b64`] encodes bytes for tracker states.
 
 pub mod anchors;
 pub mod b64;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod image;
 pub mod nn;
 pub mod pixels;
+pub mod results;
 
 /// Generate a component's bindings for `world` (e.g. `"detector-model"`), reusing the SDK's
 /// bindings of the imports every component has. The WIT folder defaults to `../../wit`

@@ -18,6 +18,10 @@ pub enum Data {
     F32(Vec<f32>),
     /// Bytes, for graphs with uint8 inputs (quantised TFLite conversions).
     U8(Vec<u8>),
+    /// 64-bit integers (sizes, as DETR exports take `orig_target_sizes`).
+    I64(Vec<i64>),
+    /// 32-bit integers.
+    I32(Vec<i32>),
 }
 
 /// One output tensor, converted to f32.
@@ -73,22 +77,14 @@ impl Model {
     pub fn run(&self, inputs: Vec<(String, Vec<u32>, Data)>) -> Result<Vec<Output>, String> {
         let tensors: Vec<(String, Tensor)> = inputs
             .into_iter()
-            .map(|(name, dims, data)| {
-                let t = match data {
-                    Data::F32(v) => {
-                        let bytes: Vec<u8> = v.iter().flat_map(|v| v.to_le_bytes()).collect();
-                        Tensor::new(&dims, TensorType::Fp32, &bytes)
-                    }
-                    Data::U8(bytes) => Tensor::new(&dims, TensorType::U8, &bytes),
-                };
-                (name, t)
-            })
+            .map(|(name, dims, data)| (name, tensor(&dims, data)))
             .collect();
         self.run_tensors(tensors)
     }
 
     /// Run the graph on tensors already made (e.g. by [`crate::pixels`], in the host);
-    /// returns every output as f32 (u8 outputs are widened).
+    /// returns every output as f32 (u8, i32 and i64 outputs converted: class indices and
+    /// labels are exact below 2^24).
     pub fn run_tensors(&self, tensors: Vec<(String, Tensor)>) -> Result<Vec<Output>, String> {
         let outputs = self
             .ctx
@@ -105,13 +101,40 @@ impl Model {
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                         .collect(),
                     TensorType::U8 => raw.iter().map(|&b| b as f32).collect(),
+                    TensorType::I64 => raw
+                        .chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                        .collect(),
+                    TensorType::I32 => raw
+                        .chunks_exact(4)
+                        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f32)
+                        .collect(),
+                    TensorType::Fp64 => raw
+                        .chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                        .collect(),
                     other => {
-                        return Err(format!("output `{name}` is {other:?}, expected FP32 or U8"))
+                        return Err(format!(
+                            "output `{name}` is {other:?}, expected FP32, FP64, U8, I32 or I64"
+                        ))
                     }
                 };
                 Ok(Output { name, dims, data })
             })
             .collect()
+    }
+}
+
+/// A wasi-nn tensor of `dims` holding `data`.
+pub fn tensor(dims: &[u32], data: Data) -> Tensor {
+    fn le<T, const N: usize>(v: &[T], f: impl Fn(&T) -> [u8; N]) -> Vec<u8> {
+        v.iter().flat_map(f).collect()
+    }
+    match data {
+        Data::F32(v) => Tensor::new(dims, TensorType::Fp32, &le(&v, |x| x.to_le_bytes())),
+        Data::U8(bytes) => Tensor::new(dims, TensorType::U8, &bytes),
+        Data::I64(v) => Tensor::new(dims, TensorType::I64, &le(&v, |x| x.to_le_bytes())),
+        Data::I32(v) => Tensor::new(dims, TensorType::I32, &le(&v, |x| x.to_le_bytes())),
     }
 }
 

