@@ -31,7 +31,9 @@ class Graph:
         return name
 
     def model(self, name, inputs, outputs, props=None, opset=13):
-        g = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        used = {i for n in self.nodes for i in n.input}
+        inits = [t for t in self.inits if t.name in used]
+        g = helper.make_graph(self.nodes, name, inputs, outputs, inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
         m.ir_version = 8
         if props:
@@ -206,8 +208,106 @@ def sam2_graphs():
     return encoder, decoder
 
 
+# ---------------------------------------------------------------------------------------
+# Ultralytics 8.4 exports: end-to-end rows (YOLO26 / YOLOv10 with nms=False), NMS in the
+# graph (nms=True), oriented boxes (raw head and rows), RT-DETR (8.4.50+ and before).
+# Metadata as Exporter writes it: every value Python's str() of it.
+# ---------------------------------------------------------------------------------------
+NAMES = "{0: 'red', 1: 'green'}"
+
+
+def ultralytics_props(task, head, end2end, nms="False", names=NAMES, **more):
+    props = {"description": f"Ultralytics test {head}", "author": "Ultralytics", "version": "8.4.190",
+             "stride": "32", "task": task, "head": head, "batch": "1", "imgsz": f"[{S}, {S}]",
+             "names": names, "channels": "3", "end2end": end2end,
+             "args": f"{{'batch': 1, 'nms': {nms}, 'dynamic': False, 'simplify': True, 'opset': None}}"}
+    props.update(more)
+    return props
+
+
+# Each OBB object's angle, radians.
+ANGLES = {"red": 0.3, "green": -0.2, "decoy": 0.3}
+
+
+def centre_xywh(g, tag, o):
+    """Centre, width and height of box `o` (uses constant `half`)."""
+    x1, y1, x2, y2 = o[:4]
+    cx = g.node("Mul", [g.node("Add", [x1, x2], f"{tag}_xs"), "half"], f"{tag}_cx")
+    cy = g.node("Mul", [g.node("Add", [y1, y2], f"{tag}_ys"), "half"], f"{tag}_cy")
+    return cx, cy, g.node("Sub", [x2, x1], f"{tag}_w"), g.node("Sub", [y2, y1], f"{tag}_h")
+
+
+def ultralytics_rows(kind):
+    """`kind`: e2e (end-to-end detect), nms (NMS in the graph), seg, pose, obb (rows),
+    obb_raw (the classic OBB head), rtdetr (8.4.50+ rows), rtdetr_old ([1, K, 4 + nc]).
+    Row objects: red (class 0), green (class 1), the decoy (class 0), 300 rows zero-padded;
+    the pose graph has one class and red and the decoy, keypoints red's corners."""
+    g = Graph()
+    p = planted(g)
+    tags = ["red", "decoy"] if kind == "pose" else ["red", "green", "decoy"]
+    cls = {"red": 0, "green": 1, "decoy": 0}
+    g.const("c0", [0.0])
+    g.const("c1", [1.0])
+    g.const("half", [0.5])
+    g.const("kconf", [0.9])
+    g.const("inv", [1.0 / S])
+    for t, a in ANGLES.items():
+        g.const(f"angle_{t}", [a])
+    per = []
+    for t in tags:
+        o = p[t]
+        c = f"c{cls[t]}"
+        if kind in ("e2e", "nms"):
+            per.append([*o[:4], o[4], c])
+        elif kind == "seg":
+            per.append([*o[:4], o[4], c] + (["c1", "c0"] if cls[t] == 0 else ["c0", "c1"]))
+        elif kind == "pose":
+            x1, y1, x2, y2 = p["red"][:4]
+            per.append([*o[:4], o[4], "c0", x1, y1, "kconf", x2, y2, "kconf"])
+        elif kind in ("obb", "obb_raw"):
+            per.append([*centre_xywh(g, t, o), o[4], c, f"angle_{t}"])
+        elif kind == "rtdetr":
+            per.append([g.node("Mul", [v, "inv"], f"{t}_n{i}") for i, v in enumerate(centre_xywh(g, t, o))] + [o[4], c])
+        elif kind == "rtdetr_old":
+            scores = [o[4], "c0"] if cls[t] == 0 else ["c0", o[4]]
+            per.append([g.node("Mul", [v, "inv"], f"{t}_n{i}") for i, v in enumerate(centre_xywh(g, t, o))] + scores)
+    outputs = []
+    if kind == "obb_raw":
+        # [1, 4 + nc + 1, N], channel-major: xywh, class scores, angle.
+        chans = [[*r[:4], r[4] if r[5] == "c0" else "c0", r[4] if r[5] == "c1" else "c0", r[6]] for r in per]
+        out = rows(g, "o", chans)
+        g.node("Transpose", [out], "output0", perm=[0, 2, 1])
+        outputs.append(helper.make_tensor_value_info("output0", F, [1, 7, 3]))
+    else:
+        out = rows(g, "o", per, pad_to=300)
+        g.node("Identity", [out], "output0")
+        outputs.append(helper.make_tensor_value_info("output0", F, [1, 300, len(per[0])]))
+    if kind == "seg":
+        g.const("twenty", [20.0])
+        g.const("ten", [10.0])
+        protos = [g.node("Sub", [g.node("Mul", [g.node("AveragePool", [p[t][5]], f"{t}_pool", kernel_shape=[4, 4], strides=[4, 4]), "twenty"], f"{t}_p20"), "ten"], f"{t}_proto")
+                  for t in ("red", "green")]
+        g.node("Concat", protos, "output1", axis=1)
+        outputs.append(helper.make_tensor_value_info("output1", F, [1, 2, S // 4, S // 4]))
+    props = {
+        "e2e": ultralytics_props("detect", "Detect", "True"),
+        "nms": ultralytics_props("detect", "Detect", "False", nms="True"),
+        "seg": ultralytics_props("segment", "Segment26", "True"),
+        "pose": ultralytics_props("pose", "Pose26", "True", names="{0: 'red'}", kpt_shape="[2, 3]"),
+        "obb": ultralytics_props("obb", "OBB26", "True"),
+        "obb_raw": ultralytics_props("obb", "OBB", "False", nms="None"),
+        "rtdetr": ultralytics_props("detect", "RTDETRDecoder", "False", nms="None"),
+        # Before 8.4.50 (and 8.4.100's `head` key): names and task only.
+        "rtdetr_old": {"task": "detect", "names": NAMES, "imgsz": f"[{S}, {S}]", "stride": "32"},
+    }[kind]
+    return g.model(f"yolo_{kind}_test", [image_input()], outputs, props)
+
+
 def all_graphs():
     """{file name: model} for every graph here."""
     enc, dec = sam2_graphs()
-    return {"rtdetr_test.onnx": rtdetr_graph(), "rfdetr_test.onnx": rfdetr_graph(),
-            "sam2_encoder_test.onnx": enc, "sam2_decoder_test.onnx": dec}
+    graphs = {"rtdetr_test.onnx": rtdetr_graph(), "rfdetr_test.onnx": rfdetr_graph(),
+              "sam2_encoder_test.onnx": enc, "sam2_decoder_test.onnx": dec}
+    for kind in ("e2e", "nms", "seg", "pose", "obb", "obb_raw", "rtdetr", "rtdetr_old"):
+        graphs[f"ultralytics_{kind}_test.onnx"] = ultralytics_rows(kind)
+    return graphs

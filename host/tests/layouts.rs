@@ -204,3 +204,175 @@ fn sam2_exports_segment_from_clicks_with_all_three_maps_cached() {
         host.log()
     );
 }
+
+/// An Ultralytics test export (scripts/layouts.py) as an instance: names from its metadata.
+fn ultralytics(name: &'static str, port: u16, file: &'static str) -> Inst<'static> {
+    let weights: &'static str =
+        Box::leak(format!("weights: tests/fixtures/{file}").into_boxed_str());
+    let config: &'static [&'static str] = Box::leak(vec![weights].into_boxed_slice());
+    inst(name, "yolo", port, config, &[])
+}
+
+#[test]
+fn ultralytics_end_to_end_nms_in_graph_obb_and_rtdetr_exports_are_served() {
+    let kinds = [
+        "e2e",
+        "nms",
+        "seg",
+        "pose",
+        "obb",
+        "obb_raw",
+        "rtdetr",
+        "rtdetr_old",
+    ];
+    let ports: Vec<u16> = kinds.iter().map(|_| free_port()).collect();
+    let insts: Vec<Inst> = kinds
+        .iter()
+        .zip(&ports)
+        .map(|(k, &p)| {
+            let file: &'static str =
+                Box::leak(format!("ultralytics_{k}_test.onnx").into_boxed_str());
+            ultralytics(k, p, file)
+        })
+        .collect();
+    let host = Host::start(&[], &insts);
+    let port = |k: &str| ports[kinds.iter().position(|x| *x == k).unwrap()];
+    let (img, red, green) = scene();
+    let labels = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["label"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Rows the model already suppressed are used as they are: the decoy stays (no second
+    // NMS), best first; boxes from letterboxed pixels to the frame's.
+    for k in ["e2e", "nms", "rtdetr", "rtdetr_old"] {
+        let v = detect(port(k), &img);
+        assert_eq!(labels(&v), ["red", "green", "red"], "{k}: {v}");
+        let b = boxes(&v);
+        assert!(
+            near(&b[0].1, &red, TOL) && near(&b[1].1, &green, TOL),
+            "{k}: {v}"
+        );
+        assert!(
+            near(&b[2].1, &[red[0] + 5.0, red[1], red[2] + 5.0, red[3]], TOL),
+            "{k}: {v}"
+        );
+    }
+    // Segmentation rows: masks from the rows' coefficients and the prototypes.
+    let v = detect(port("seg"), &img);
+    assert_eq!(labels(&v), ["red", "green", "red"], "{v}");
+    assert!(
+        v.as_array().unwrap().iter().all(|d| d["type"] == "mask"),
+        "{v}"
+    );
+    let m = &v[1]["mask"];
+    let n = m.as_array().unwrap().len();
+    assert_eq!(
+        &m.as_array().unwrap()[n - 4..],
+        &[json!(200), json!(210), json!(299), json!(289)],
+        "green's box"
+    );
+    // Pose rows: one class, keypoints on red's corners.
+    let v = detect(port("pose"), &img);
+    assert_eq!(labels(&v), ["red", "red"], "{v}");
+    let kp = &v[0]["elements"];
+    assert_eq!(v[0]["type"], "skeleton");
+    let at = |i: usize| {
+        [
+            kp[i]["points"][0].as_f64().unwrap(),
+            kp[i]["points"][1].as_f64().unwrap(),
+        ]
+    };
+    assert!(
+        near(&at(0), &red[..2], TOL) && near(&at(1), &red[2..], TOL),
+        "{v}"
+    );
+
+    // Oriented boxes: CVAT rectangles with `rotation` in degrees (the unrotated box around
+    // the centre); rows keep the decoy, the raw head's rotated NMS drops it.
+    let deg = |d: &Value| d["rotation"].as_f64().unwrap();
+    for (k, n) in [("obb", 3), ("obb_raw", 2)] {
+        let v = detect(port(k), &img);
+        assert_eq!(v.as_array().unwrap().len(), n, "{k}: {v}");
+        assert_eq!(
+            (v[0]["label"].as_str(), v[0]["type"].as_str()),
+            (Some("red"), Some("rectangle"))
+        );
+        assert!(near(&boxes(&v)[0].1, &red, TOL), "{k}: {v}");
+        assert!((deg(&v[0]) - 0.3f64.to_degrees()).abs() < 0.01, "{k}: {v}");
+        assert!(near(&boxes(&v)[1].1, &green, TOL), "{k}: {v}");
+        assert!(
+            (deg(&v[1]) - (360.0 - 0.2f64.to_degrees())).abs() < 0.01,
+            "{k}: {v}"
+        );
+    }
+    // Listed with the export's names, OBB as rectangles.
+    let f: Value = ureq::get(&format!(
+        "http://127.0.0.1:{}/api/functions/obb",
+        host.gateway
+    ))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    let spec: Value =
+        serde_json::from_str(f["metadata"]["annotations"]["spec"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        spec,
+        json!([{"id": 0, "name": "red", "type": "rectangle"}, {"id": 1, "name": "green", "type": "rectangle"}])
+    );
+}
+
+#[test]
+fn classification_centre_crops_like_ultralytics_and_refusals_name_what_was_found() {
+    let (cls, bad) = (free_port(), free_port());
+    let host = Host::start(
+        &[],
+        &[
+            inst(
+                "cls",
+                "yolo",
+                cls,
+                &["weights: tests/fixtures/yolo_cls_test.onnx"],
+                &[],
+            ),
+            inst(
+                "bad",
+                "yolo",
+                bad,
+                &["weights: tests/fixtures/yolo_cls_test.onnx", "task: obb"],
+                &[],
+            ),
+        ],
+    );
+    // Red thirds left and right, green in the middle: the centre crop sees green only (a
+    // letterbox would see mostly red and grey padding).
+    let img = frame_png(
+        192,
+        64,
+        &[
+            (0, 0, 63, 63, RED),
+            (64, 0, 127, 63, GREEN),
+            (128, 0, 191, 63, RED),
+        ],
+    );
+    let (s, v) = post(cls, &json!({"image": img}));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!([{"label": "green", "type": "tag", "confidence": "0.7843"}])
+    );
+    let (s, v) = post(bad, &json!({"image": img}));
+    assert_eq!(s, 500, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("outputs output0 [1, 2]")
+            && e.contains("metadata: task classify")
+            && e.contains("layouts read here"),
+        "{e}"
+    );
+    drop(host);
+}

@@ -64,12 +64,16 @@ impl Plan {
             _ => return Err(Self::refusal(s, "the image input is not square")),
         };
         let sizes = s.inputs.iter().find(|i| i.name != image.name);
-        let style = if has_out("labels") && has_out("boxes") && has_out("scores") && sizes.is_some() {
+        let style = if has_out("labels") && has_out("boxes") && has_out("scores") && sizes.is_some()
+        {
             Style::RtDetr
         } else if has_out("dets") && has_out("labels") && s.inputs.len() == 1 {
             Style::RfDetr
         } else {
-            return Err(Self::refusal(s, "its inputs and outputs fit neither layout"));
+            return Err(Self::refusal(
+                s,
+                "its inputs and outputs fit neither layout",
+            ));
         };
         Ok(Plan {
             style,
@@ -194,11 +198,18 @@ mod tests {
         let p = Plan::of(&rt, 640).unwrap();
         assert_eq!(
             (p.style, p.size, p.sizes_input),
-            (Style::RtDetr, 640, Some(("orig_target_sizes".into(), TensorType::I64)))
+            (
+                Style::RtDetr,
+                640,
+                Some(("orig_target_sizes".into(), TensorType::I64))
+            )
         );
         let rf = GraphSignature {
             inputs: vec![info("input", f, &[1, 3, 560, 560])],
-            outputs: vec![info("dets", f, &[1, 300, 4]), info("labels", f, &[1, 300, 91])],
+            outputs: vec![
+                info("dets", f, &[1, 300, 4]),
+                info("labels", f, &[1, 300, 91]),
+            ],
             metadata: vec![],
         };
         assert_eq!(Plan::of(&rf, 640).unwrap().style, Style::RfDetr);
@@ -208,7 +219,10 @@ mod tests {
             metadata: vec![],
         };
         let e = Plan::of(&other, 640).unwrap_err();
-        assert!(e.contains("output0 [1, 84, 8400]") && e.contains("RF-DETR"), "{e}");
+        assert!(
+            e.contains("output0 [1, 84, 8400]") && e.contains("RF-DETR"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -220,7 +234,11 @@ mod tests {
             sizes_input: None,
         };
         let outputs = [
-            out("dets", &[1, 2, 4], vec![0.5, 0.5, 0.2, 0.4, 0.1, 0.1, 0.1, 0.1]),
+            out(
+                "dets",
+                &[1, 2, 4],
+                vec![0.5, 0.5, 0.2, 0.4, 0.1, 0.1, 0.1, 0.1],
+            ),
             out("labels", &[1, 2, 3], vec![-9.0, 3.0, -9.0, -9.0, -9.0, 0.0]),
         ];
         let found = p.decode(&outputs, (200, 100), 0.4, 10).unwrap();

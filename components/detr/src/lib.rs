@@ -51,11 +51,20 @@ thread_local! {
 }
 
 fn labels_of(config: &InstanceConfig) -> Vec<(u32, String)> {
-    config.labels.iter().map(|l| (l.id, l.name.clone())).collect()
+    config
+        .labels
+        .iter()
+        .map(|l| (l.id, l.name.clone()))
+        .collect()
 }
 
 fn config_of(config: &InstanceConfig) -> Config {
-    Config::new(config.config.iter().map(|e| (e.key.clone(), e.value.clone())))
+    Config::new(
+        config
+            .config
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone())),
+    )
 }
 
 fn model_info(labels: &[(u32, String)], what: &str) -> ModelInfo {
@@ -161,7 +170,12 @@ impl exports::cvat::model::detector::Guest for Detr {
             let outputs = st.model.run_tensors(inputs).map_err(Error::Failed)?;
             let found = st
                 .plan
-                .decode(&outputs, (w, h), threshold.unwrap_or(st.threshold), st.max_detections)
+                .decode(
+                    &outputs,
+                    (w, h),
+                    threshold.unwrap_or(st.threshold),
+                    st.max_detections,
+                )
                 .map_err(Error::Failed)?;
             Ok(found
                 .into_iter()

@@ -167,7 +167,10 @@ impl exports::cvat::model::reid::Guest for Reid {
         let cfg = Config::new(config.config.into_iter().map(|e| (e.key, e.value)));
         let model = Model::load("weights").map_err(Error::InvalidConfig)?;
         let input = model.input().map_err(Error::InvalidConfig)?;
-        let batch_size = cfg.usize_or("batch_size", 32).map_err(Error::InvalidConfig)?.max(1);
+        let batch_size = cfg
+            .usize_or("batch_size", 32)
+            .map_err(Error::InvalidConfig)?
+            .max(1);
         let (batch, height, width) = match input.dims.as_slice() {
             [n, 3, h, w] if *h > 0 && *w > 0 => {
                 (if *n < 0 { batch_size } else { 1 }, *h as u32, *w as u32)

@@ -317,7 +317,10 @@ fn decode(
     let (k, mh, mw) = (k as usize, mh as usize, mw as usize);
     let plane = mh * mw;
     if masks.data.len() < k * plane {
-        return Err(Error::Failed(format!("masks {:?} hold too few values", masks.dims)));
+        return Err(Error::Failed(format!(
+            "masks {:?} hold too few values",
+            masks.dims
+        )));
     }
     // The best of the K masks by predicted IoU.
     let score = |i: usize| ious.and_then(|o| o.data.get(i)).copied().unwrap_or(0.0);
@@ -411,12 +414,19 @@ mod tests {
         };
         let mut c = vec![e(1, 100), e(2, 100), e(3, 100)];
         evict(&mut c, 4, 1000, 400);
-        assert_eq!(c.iter().map(|e| e.key).collect::<Vec<_>>(), [3], "400 + 400 bytes fit");
+        assert_eq!(
+            c.iter().map(|e| e.key).collect::<Vec<_>>(),
+            [3],
+            "400 + 400 bytes fit"
+        );
         let mut c = vec![e(1, 10), e(2, 10)];
         evict(&mut c, 2, 1 << 20, 40);
         assert_eq!(c.len(), 1, "the frame bound");
         evict(&mut c, 2, 10, 4000);
-        assert!(c.is_empty(), "an embedding over the bound alone still replaces the rest");
+        assert!(
+            c.is_empty(),
+            "an embedding over the bound alone still replaces the rest"
+        );
     }
 
     #[test]

@@ -1,4 +1,18 @@
-//! Decoding Ultralytics output tensors into scored boxes (in model-input pixels).
+//! Decoding Ultralytics output tensors into scored boxes (in model-input pixels, or for
+//! RT-DETR normalised to 0-1). What each layout is, read from Ultralytics 8.4's exporter and
+//! heads (`engine/exporter.py`, `nn/modules/head.py`):
+//!
+//! - raw heads (`Detect`, `Segment`, `Pose`, `OBB`; YOLO26 and YOLOv10 unless exported with
+//!   `nms=False`): `[1, 4 + nc + extra, N]`, centre-xywh, sigmoid class scores; OBB adds the
+//!   angle last (radians; YOLO11's `(sigmoid - 0.25) * pi` in [-pi/4, 3pi/4], YOLO26's raw);
+//! - end-to-end rows (`end2end: True`: YOLO26 and YOLOv10 exported with `nms=False`, from
+//!   `Detect.postprocess`; or `args.nms: True`, NMS in the graph with conf 0.25 and IoU 0.7
+//!   baked in, `NMSModel`): `[1, K, 6 + extra]` = x1, y1, x2, y2, score, class, then the mask
+//!   coefficients or keypoints, best first, zero-padded; OBB rows are `[cx, cy, w, h, score,
+//!   class, angle]` (`dist2rbox` ignores the exporter's xyxy switch);
+//! - RT-DETR (`RTDETRDecoder`): `[1, K, 6]` = cx, cy, w, h normalised to 0-1, score, class,
+//!   from a top-K over queries x classes (8.4.50 on); before, `[1, K, 4 + nc]` with a sigmoid
+//!   score per class.
 
 use model_sdk::boxes::Scored;
 use model_sdk::image::{Channels, Normalize, Place};
@@ -9,6 +23,17 @@ pub enum Format {
     /// `[1, 4 + nc + extra, N]`: YOLOv8/11/12; `extra` values per candidate follow the class
     /// scores (mask coefficients for segmentation, keypoints for pose).
     V8 { classes: usize, extra: usize },
+    /// `[1, 4 + nc + 1, N]`: a raw OBB head, the angle after the class scores.
+    Obb { classes: usize },
+    /// `[1, K, 6 + extra]`: rows the model already suppressed (end-to-end head or NMS in the
+    /// graph); the class count is the names'.
+    Rows { classes: usize, extra: usize },
+    /// `[1, K, 7]`: OBB rows `[cx, cy, w, h, score, class, angle]`.
+    ObbRows { classes: usize },
+    /// `[1, K, 6]`: RT-DETR rows, boxes normalised centre-xywh.
+    RtDetr { classes: usize },
+    /// `[1, K, 4 + nc]`: RT-DETR before Ultralytics 8.4.50, a score per class.
+    RtDetrScores { classes: usize },
     /// `[1, N, 5 + nc]`: YOLOv5.
     V5 { classes: usize },
     /// `[1, N, 5 + nc]` with one candidate per cell of the stride 8, 16 and 32 grids over
@@ -32,7 +57,29 @@ fn yolox_cells(width: u32, height: u32) -> usize {
         .sum()
 }
 
+/// One decoded candidate: its axis-aligned box (for oriented boxes, the unrotated one around
+/// the centre), the rotation in radians for oriented boxes, and its index in the output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub b: Scored,
+    pub angle: Option<f32>,
+    pub index: usize,
+}
+
 impl Format {
+    /// Whether the model's output still needs NMS (raw heads) or is final (rows).
+    pub fn needs_nms(&self) -> bool {
+        matches!(
+            self,
+            Format::V8 { .. } | Format::V5 { .. } | Format::Yolox { .. } | Format::Obb { .. }
+        )
+    }
+
+    /// Whether boxes come normalised to 0-1 of a stretched input (RT-DETR).
+    pub fn normalised(&self) -> bool {
+        matches!(self, Format::RtDetr { .. } | Format::RtDetrScores { .. })
+    }
+
     /// Choose the format from config (`auto`, `v8`, `v5`, `yolox`), the output dims and
     /// the input size. With `auto`, `[1, N, 5 + nc]` is YOLOX when N is one candidate per
     /// grid cell (YOLOv5 has three anchors per cell); otherwise a known class count
@@ -102,13 +149,19 @@ impl Format {
     /// Number of classes.
     pub fn classes(&self) -> usize {
         match *self {
-            Format::V8 { classes, .. } | Format::V5 { classes } | Format::Yolox { classes, .. } => {
-                classes
-            }
+            Format::V8 { classes, .. }
+            | Format::V5 { classes }
+            | Format::Yolox { classes, .. }
+            | Format::Obb { classes }
+            | Format::Rows { classes, .. }
+            | Format::ObbRows { classes }
+            | Format::RtDetr { classes }
+            | Format::RtDetrScores { classes } => classes,
         }
     }
 
-    /// The `extra` values of candidate `i` (v8 layout: after the class scores).
+    /// The `extra` values of candidate `i`: after the class scores (v8 layout) or after the
+    /// class (rows).
     pub fn extra(&self, data: &[f32], dims: &[u32], i: usize) -> Vec<f32> {
         match *self {
             Format::V8 { classes, extra } => {
@@ -117,12 +170,16 @@ impl Format {
                     .map(|k| data[(4 + classes + k) * n + i])
                     .collect()
             }
-            Format::V5 { .. } | Format::Yolox { .. } => vec![],
+            Format::Rows { extra, .. } => {
+                let c = 6 + extra;
+                data[i * c + 6..(i + 1) * c].to_vec()
+            }
+            _ => vec![],
         }
     }
 
     /// How the export wants its input: YOLOX reads BGR bytes letterboxed top-left;
-    /// Ultralytics exports RGB in [0, 1], centred.
+    /// Ultralytics exports RGB in [0, 1], centred (RT-DETR stretched: see `normalised`).
     pub fn input_style(&self) -> (Channels, Normalize, Place) {
         match self {
             Format::Yolox { .. } => (Channels::Bgr, Normalize::RAW, Place::TopLeft),
@@ -136,7 +193,106 @@ impl Format {
             Format::V8 { .. } => "YOLOv8-style",
             Format::V5 { .. } => "YOLOv5-style",
             Format::Yolox { .. } => "YOLOX",
+            Format::Obb { .. } => "oriented boxes, raw head",
+            Format::Rows { .. } => "end-to-end rows",
+            Format::ObbRows { .. } => "oriented boxes, end-to-end rows",
+            Format::RtDetr { .. } | Format::RtDetrScores { .. } => "RT-DETR",
         }
+    }
+
+    /// Every candidate at or over `threshold`, wrapped with its angle and index (see
+    /// [`Format::decode`], which this extends to oriented boxes and rows).
+    pub fn candidates(
+        &self,
+        data: &[f32],
+        dims: &[u32],
+        threshold: f32,
+    ) -> Result<Vec<Candidate>, String> {
+        let expect = |ok: bool| {
+            if ok && data.len() == dims.iter().map(|&d| d as usize).product::<usize>() {
+                Ok(())
+            } else {
+                Err(format!("output dims {dims:?} changed since init"))
+            }
+        };
+        let plain = |b: Scored, index| Candidate {
+            b,
+            angle: None,
+            index,
+        };
+        let mut out = Vec::new();
+        match *self {
+            Format::Obb { classes } => {
+                expect(dims.len() == 3 && dims[1] as usize == 5 + classes)?;
+                let n = dims[2] as usize;
+                let rows: Vec<&[f32]> = data.chunks_exact(n).collect();
+                for i in 0..n {
+                    let (class, score) = (0..classes)
+                        .map(|c| (c, rows[4 + c][i]))
+                        .fold((0, f32::MIN), |b, x| if x.1 > b.1 { x } else { b });
+                    if score >= threshold {
+                        let [x, y, w, h] = [0, 1, 2, 3].map(|r| rows[r][i]);
+                        out.push(Candidate {
+                            b: xywh(x, y, w, h, score, class),
+                            angle: Some(rows[4 + classes][i]),
+                            index: i,
+                        });
+                    }
+                }
+            }
+            Format::Rows { .. } | Format::ObbRows { .. } | Format::RtDetr { .. } => {
+                let c = match *self {
+                    Format::Rows { extra, .. } => 6 + extra,
+                    Format::ObbRows { .. } => 7,
+                    _ => 6,
+                };
+                expect(dims.len() == 3 && dims[2] as usize == c)?;
+                for (i, r) in data.chunks_exact(c).enumerate() {
+                    // Zero-padded rows (and NMS-in-graph OBB rows under its conf) score 0.
+                    if r[4] < threshold || r[4] <= 0.0 || r[5] < 0.0 {
+                        continue;
+                    }
+                    let class = r[5] as usize;
+                    out.push(match *self {
+                        Format::Rows { .. } => plain(
+                            Scored {
+                                x1: r[0],
+                                y1: r[1],
+                                x2: r[2],
+                                y2: r[3],
+                                score: r[4],
+                                class,
+                            },
+                            i,
+                        ),
+                        Format::ObbRows { .. } => Candidate {
+                            b: xywh(r[0], r[1], r[2], r[3], r[4], class),
+                            angle: Some(r[6]),
+                            index: i,
+                        },
+                        _ => plain(xywh(r[0], r[1], r[2], r[3], r[4], class), i),
+                    });
+                }
+            }
+            Format::RtDetrScores { classes } => {
+                expect(dims.len() == 3 && dims[2] as usize == 4 + classes)?;
+                for (i, r) in data.chunks_exact(4 + classes).enumerate() {
+                    for (class, &score) in r[4..].iter().enumerate() {
+                        if score >= threshold {
+                            out.push(plain(xywh(r[0], r[1], r[2], r[3], score, class), i));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Ok(self
+                    .decode(data, dims, threshold)?
+                    .into_iter()
+                    .map(|(b, i)| plain(b, i))
+                    .collect())
+            }
+        }
+        Ok(out)
     }
 
     /// Candidates whose best class score is at least `threshold`, each with its index.
@@ -151,6 +307,14 @@ impl Format {
         }
         let mut out = Vec::new();
         match *self {
+            Format::Obb { .. }
+            | Format::Rows { .. }
+            | Format::ObbRows { .. }
+            | Format::RtDetr { .. }
+            | Format::RtDetrScores { .. } => {
+                let found = self.candidates(data, dims, threshold)?;
+                return Ok(found.into_iter().map(|c| (c.b, c.index)).collect());
+            }
             Format::V8 { classes, extra } => {
                 let n = dims[2] as usize;
                 if dims[1] as usize != 4 + classes + extra {

@@ -6,11 +6,24 @@
 //!   shapes (bitmap over the box, bilinear-upsampled mask logits > 0, cropped to the box);
 //! - pose: `[1, 4 + nc + k*d, N]` with `kpt_shape` `[k, d]` -> `skeleton` shapes whose
 //!   elements are the keypoints (COCO-17 names and layout when k = 17);
-//! - classify: `[1, nc]` -> `tag`s for the classes at or over the threshold.
+//! - obb: `[1, 4 + nc + 1, N]` (angle last) -> rectangles with CVAT's `rotation`, after
+//!   rotated (probabilistic-IoU) NMS;
+//! - classify: `[1, nc]` (softmax already applied) -> `tag`s for the classes at or over the
+//!   threshold; the frame resized so its shorter side fits and centre-cropped, as Ultralytics'
+//!   `classify_transforms` does (not letterboxed).
 //!
-//! The task comes from the export's `task` metadata, else config `task`, else the outputs'
-//! shapes. Letterbox (pad 114) to the graph's input size, normalise to [0, 1], infer,
-//! decode, class-wise NMS, map back to original pixels and clip.
+//! End-to-end exports (YOLO26 and YOLOv10 with `nms=False`: `end2end: True`) and exports with
+//! NMS in the graph (`nms=True`) answer rows the model already suppressed: `[1, K, 6 + extra]`
+//! (x1, y1, x2, y2, score, class, then mask coefficients or keypoints; OBB rows `[cx, cy, w, h,
+//! score, class, angle]`), used as they are, no second NMS. Ultralytics' RT-DETR export
+//! (`head: RTDETRDecoder`) answers `[1, K, 6]` rows normalised to 0-1 (before 8.4.50 `[1, K,
+//! 4 + nc]`) from a frame stretched to the input. Layouts: src/decode.rs.
+//!
+//! The task comes from config `task`, else the export's `task` metadata, else the outputs'
+//! shapes; the layout from the metadata (`end2end`, `args` `nms`, `head`), else the shapes.
+//! Letterbox (pad 114) to the graph's input size, normalise to [0, 1], infer, decode,
+//! class-wise NMS where the model did none, map back to original pixels and clip. An export
+//! that fits no layout is refused naming its outputs, the metadata read and the layouts read.
 //!
 //! YOLOX exports (Megvii's ONNX, `[1, N, 5 + nc]` with one candidate per grid cell at
 //! strides 8, 16 and 32, boxes in grid units) are detected by that shape: BGR bytes,
@@ -22,16 +35,20 @@
 //! names).
 
 mod decode;
+mod obb;
 mod skeleton;
 
 use std::cell::RefCell;
 
 use model_sdk::bindings::cvat::model::graphs::{self, GraphSignature};
+use model_sdk::bindings::cvat::model::pixels::{Filter, Fit};
+use model_sdk::bindings::cvat::model::types::Bbox;
+use model_sdk::bindings::wasi::nn::tensor::{Tensor, TensorType};
 use model_sdk::boxes::nms;
 use model_sdk::config::Config;
 use model_sdk::image::{InputSpec, Letterbox, Normalize};
 use model_sdk::nn::{image_input, Model, Output};
-use model_sdk::pixels;
+use model_sdk::{pixels, results};
 
 model_sdk::world!("detector-model");
 
@@ -55,16 +72,88 @@ enum Task {
         d: usize,
         names: Vec<String>,
     },
+    /// Oriented boxes.
+    Obb,
     Classify,
 }
 
+/// How the frame becomes the input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Prep {
+    /// Aspect kept, padded (Ultralytics' LetterBox, YOLOX's top-left one).
+    Letterbox,
+    /// Stretched to the input (RT-DETR's `scale_fill`).
+    Stretch,
+    /// The shorter side resized to the input, the centre cropped (classification).
+    CentreCrop,
+}
+
+/// What an export's metadata says about its layout (Ultralytics writes each value with
+/// Python's `str()`: `True`, `{'nms': None, ...}`).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Export {
+    task: Option<String>,
+    head: Option<String>,
+    end2end: Option<bool>,
+    nms: Option<bool>,
+    /// Ultralytics' version, `(major, minor, patch)`.
+    version: Option<(u32, u32, u32)>,
+}
+
+impl Export {
+    fn read(md: &[(String, String)]) -> Self {
+        let flag = |v: &str| match v.trim() {
+            "True" => Some(true),
+            "False" => Some(false),
+            _ => None,
+        };
+        // `args` is a dict literal; `nms` is True, False or None.
+        let nms = decode::meta(md, "args").and_then(|a| {
+            let at = a.find("'nms':").or_else(|| a.find("\"nms\":"))?;
+            let rest = a[at..].split_once(':')?.1.trim_start();
+            flag(rest.split([',', '}']).next()?)
+        });
+        Export {
+            task: decode::meta(md, "task").map(String::from),
+            head: decode::meta(md, "head").map(String::from),
+            end2end: decode::meta(md, "end2end").and_then(flag),
+            nms,
+            version: decode::meta(md, "version").and_then(|v| {
+                let mut n = v.trim().split('.').map(|p| p.parse::<u32>().ok());
+                Some((n.next()??, n.next()??, n.next().flatten().unwrap_or(0)))
+            }),
+        }
+    }
+
+    /// Whether the rows are final: an end-to-end head or NMS in the graph.
+    fn post_nms(&self) -> bool {
+        self.end2end == Some(true) || self.nms == Some(true)
+    }
+
+    fn rtdetr(&self) -> bool {
+        self.head.as_deref() == Some("RTDETRDecoder")
+    }
+
+    /// The metadata as a refusal quotes it.
+    fn describe(&self) -> String {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let flag = |v: Option<bool>| v.map_or("-".to_string(), |b| b.to_string());
+        format!(
+            "task {}, head {}, end2end {}, args.nms {}",
+            show(&self.task),
+            show(&self.head),
+            flag(self.end2end),
+            flag(self.nms)
+        )
+    }
+}
+
+/// The layouts this component reads, for refusals.
+const LAYOUTS: &str = "detect/segment/pose [1, 4+nc(+extra), N] (YOLOv8, 11, 12, 26, v10 without nms=False), YOLOv5 and YOLOX [1, N, 5+nc], end-to-end or NMS-in-graph rows [1, K, 6(+extra)] (end2end or args nms True), OBB [1, 4+nc+1, N] and rows [1, K, 7], RT-DETR [1, K, 6] or [1, K, 4+nc], classify [1, nc]";
+
 struct State {
     model: Model,
-    input_name: String,
-    input: InputSpec,
-    labels: Vec<String>,
-    task: Task,
-    format: Option<Format>,
+    plan: Plan,
     threshold: f32,
     iou: f32,
     max_detections: usize,
@@ -80,7 +169,7 @@ struct Yolo;
 /// into (known after `init`); segmentation masks follow frame pixels, so they take full frames.
 fn model_info(names: &[String], task: &Task, format: &str, input: Option<&InputSpec>) -> ModelInfo {
     let shape = match task {
-        Task::Detect => ShapeType::Rectangle,
+        Task::Detect | Task::Obb => ShapeType::Rectangle,
         Task::Segment { .. } => ShapeType::Mask,
         Task::Pose { .. } => ShapeType::Skeleton,
         Task::Classify => ShapeType::Tag,
@@ -116,16 +205,16 @@ fn model_info(names: &[String], task: &Task, format: &str, input: Option<&InputS
             .replace(['{', '}'], ""),
         needs: vec!["weights".into()],
         input_size: match task {
-            Task::Segment { .. } => None,
+            Task::Segment { .. } | Task::Classify => None,
             _ => input.map(|i| (i.width, i.height)),
         },
     }
 }
 
-fn task_of(cfg: &Config, signature: &GraphSignature) -> Result<Task, String> {
+fn task_of(cfg: &Config, signature: &GraphSignature, export: &Export) -> Result<Task, String> {
     let md = &signature.metadata;
     let outputs = &signature.outputs;
-    let named = cfg.get("task").or_else(|| decode::meta(md, "task"));
+    let named = cfg.get("task").or(export.task.as_deref());
     let guess = || match outputs.as_slice() {
         [o] if o.dims.len() == 2 => "classify",
         [_, p] if p.dims.len() == 4 => "segment",
@@ -157,10 +246,11 @@ fn task_of(cfg: &Config, signature: &GraphSignature) -> Result<Task, String> {
             }
             Task::Pose { k, d, names }
         }
+        "obb" => Task::Obb,
         "classify" => Task::Classify,
         other => {
             return Err(format!(
-                "task `{other}`: expected detect, segment, pose or classify"
+                "task `{other}`: expected detect, segment, pose, obb or classify"
             ))
         }
     })
@@ -188,9 +278,61 @@ fn serde_names(text: &str) -> Option<Vec<String>> {
 struct Plan {
     input_name: String,
     input: InputSpec,
+    prep: Prep,
     task: Task,
     format: Option<Format>,
     labels: Vec<String>,
+}
+
+/// The layout of an end-to-end, NMS-in-graph or RT-DETR export, if it is one: `dims` is the
+/// first output's, `extra` the values per row after the class, `names` the class names known.
+fn rows_format(
+    export: &Export,
+    task: &Task,
+    dims: &[i64],
+    extra: usize,
+    names: usize,
+) -> Option<Format> {
+    let [_, k, c] = dims[..] else { return None };
+    let (k, c) = (k.max(0) as usize, c.max(0) as usize);
+    // Ultralytics' own fallback for exports without `end2end` (8.3): the row width. Rows are
+    // at most max_det (300); raw outputs have a candidate per anchor (2,100 at 320 pixels).
+    let rows_by_shape = export.end2end.is_none() && k <= 1000;
+    match task {
+        Task::Obb if c == 7 && (export.post_nms() || rows_by_shape) => {
+            Some(Format::ObbRows { classes: names })
+        }
+        // RT-DETR: named by `head` (8.4.100 on); before, an export that is no end-to-end one
+        // (`end2end: False`) answering [1, K, 6], or one answering a score per class.
+        Task::Detect
+            if export.rtdetr()
+                || (export.head.is_none()
+                    && k <= 1000
+                    && !export.post_nms()
+                    && ((export.end2end == Some(false) && c == 6)
+                        || (names > 0 && c == 4 + names))) =>
+        {
+            // Rows from 8.4.50 on, a score per class before; with two classes both are 6
+            // wide and the version decides.
+            let rows_era = export.version.is_some_and(|v| v >= (8, 4, 50));
+            if c == 6 && (c != 4 + names || rows_era || export.rtdetr()) {
+                Some(Format::RtDetr { classes: names })
+            } else if names > 0 && c == 4 + names {
+                Some(Format::RtDetrScores { classes: names })
+            } else {
+                None
+            }
+        }
+        Task::Detect | Task::Segment { .. } | Task::Pose { .. }
+            if c == 6 + extra && (export.post_nms() || (rows_by_shape && names != 1)) =>
+        {
+            Some(Format::Rows {
+                classes: names,
+                extra,
+            })
+        }
+        _ => None,
+    }
 }
 
 impl Plan {
@@ -201,10 +343,23 @@ impl Plan {
         configured: Vec<String>,
         signature: &GraphSignature,
     ) -> Result<Plan, String> {
+        let export = Export::read(&signature.metadata);
+        let refuse = |why: String| {
+            let outputs: Vec<String> = signature
+                .outputs
+                .iter()
+                .map(|o| format!("{} {:?}", o.name, o.dims))
+                .collect();
+            format!(
+                "{why}; outputs {}; metadata: {}; layouts read here: {LAYOUTS}",
+                outputs.join(", "),
+                export.describe()
+            )
+        };
         let input_info = signature.inputs.first().ok_or("the graph has no inputs")?;
         let default_size = cfg.usize_or("input_size", 640)? as u32;
         let mut input = image_input(input_info, default_size, Normalize::UNIT, 114)?;
-        let task = task_of(cfg, signature)?;
+        let task = task_of(cfg, signature, &export).map_err(refuse)?;
         let dims = &signature
             .outputs
             .first()
@@ -214,22 +369,68 @@ impl Plan {
         if labels.is_empty() {
             labels = decode::ultralytics_names(&signature.metadata);
         }
+        let extra = match &task {
+            Task::Segment { nm, .. } => *nm,
+            Task::Pose { k, d, .. } => k * d,
+            _ => 0,
+        };
+        let mut prep = Prep::Letterbox;
         let (format, classes) = match &task {
-            Task::Classify => (None, dims.last().copied().unwrap_or(0).max(0) as usize),
-            other => {
-                let extra = match other {
-                    Task::Segment { nm, .. } => *nm,
-                    Task::Pose { k, d, .. } => k * d,
-                    _ => 0,
+            Task::Classify => {
+                // Ultralytics resizes then centre-crops a square input; a non-square one
+                // it resizes to exactly.
+                prep = if input.width == input.height {
+                    Prep::CentreCrop
+                } else {
+                    Prep::Stretch
                 };
-                let f = Format::detect(
-                    cfg.str_or("format", "auto"),
-                    dims,
-                    labels.len(),
-                    extra,
-                    (input.width, input.height),
-                )?;
-                (input.channels, input.norm, input.place) = f.input_style();
+                (None, dims.last().copied().unwrap_or(0).max(0) as usize)
+            }
+            other => {
+                let choice = cfg.str_or("format", "auto");
+                let rows = match choice {
+                    "auto" | "rows" => rows_format(&export, other, dims, extra, labels.len()),
+                    _ => None,
+                };
+                let f = match (rows, other) {
+                    (Some(f), _) => f,
+                    (None, _) if choice == "rows" => {
+                        return Err(refuse(
+                            "config `format: rows`, but the output is no [1, K, 6+extra] rows"
+                                .into(),
+                        ))
+                    }
+                    (None, Task::Obb) => match dims[..] {
+                        [_, c, n] if c > 5 && n > 0 => Format::Obb {
+                            classes: c as usize - 5,
+                        },
+                        _ => {
+                            return Err(refuse(
+                                "an OBB export must answer [1, 4+nc+1, N] or rows [1, K, 7]".into(),
+                            ))
+                        }
+                    },
+                    (None, _) => Format::detect(
+                        choice,
+                        dims,
+                        labels.len(),
+                        extra,
+                        (input.width, input.height),
+                    )
+                    .map_err(refuse)?,
+                };
+                if f.normalised() {
+                    prep = Prep::Stretch;
+                } else {
+                    (input.channels, input.norm, input.place) = f.input_style();
+                }
+                if matches!(
+                    f,
+                    Format::Rows { .. } | Format::ObbRows { .. } | Format::RtDetr { .. }
+                ) && labels.is_empty()
+                {
+                    return Err(refuse("the rows carry class indices, and no class names were found (metadata `names`, models.yaml `classes` or a classes.txt)".into()));
+                }
                 (Some(f), f.classes())
             }
         };
@@ -237,14 +438,15 @@ impl Plan {
             labels = (0..classes).map(|i| format!("class_{i}")).collect();
         }
         if labels.len() != classes {
-            return Err(format!(
-                "the model has {classes} classes but {} labels are configured",
+            return Err(refuse(format!(
+                "the output has {classes} classes but {} labels are configured",
                 labels.len()
-            ));
+            )));
         }
         Ok(Plan {
             input_name: input_info.name.clone(),
             input,
+            prep,
             task,
             format,
             labels,
@@ -253,7 +455,36 @@ impl Plan {
 
     fn info(&self) -> ModelInfo {
         let format = self.format.map_or("classifier", |f| f.name());
-        model_info(&self.labels, &self.task, format, Some(&self.input))
+        // Frames stretched or cropped into the input: no reduced decode.
+        let fitted = (self.prep == Prep::Letterbox).then_some(&self.input);
+        model_info(&self.labels, &self.task, format, fitted)
+    }
+
+    /// The frame as the model's input, and for a letterbox how input pixels map back to it
+    /// (a stretched input's outputs are normalised to the frame; a classifier's have none).
+    fn tensor(&self, frame: &Frame) -> Result<(Tensor, Option<Letterbox>), String> {
+        let spec = pixels::spec(&self.input, TensorType::Fp32, Filter::Bilinear);
+        match self.prep {
+            Prep::Letterbox => {
+                let (t, lb) = pixels::letterbox(frame, &self.input)?;
+                Ok((t, Some(lb)))
+            }
+            Prep::Stretch => Ok((pixels::fit(frame, Fit::Stretch, spec)?.0, None)),
+            Prep::CentreCrop => {
+                // PIL's bilinear resize (torchvision on a PIL image) is antialiased.
+                let spec = pixels::spec(&self.input, TensorType::Fp32, Filter::Antialiased);
+                let (w, h) = (frame.width() as f32, frame.height() as f32);
+                let side = w.min(h);
+                let (x1, y1) = (((w - side) / 2.0).round(), ((h - side) / 2.0).round());
+                let region = Bbox {
+                    x1,
+                    y1,
+                    x2: x1 + side,
+                    y2: y1 + side,
+                };
+                Ok((pixels::crops(frame, &[region], spec)?, None))
+            }
+        }
     }
 }
 
@@ -296,12 +527,8 @@ impl exports::cvat::model::detector::Guest for Yolo {
             max_detections: cfg
                 .usize_or("max_detections", 300)
                 .map_err(Error::InvalidConfig)?,
-            labels: plan.labels,
-            task: plan.task,
-            format: plan.format,
+            plan,
             model,
-            input_name: plan.input_name,
-            input: plan.input,
         };
         STATE.with(|s| *s.borrow_mut() = Some(state));
         Ok(info)
@@ -313,45 +540,69 @@ impl exports::cvat::model::detector::Guest for Yolo {
             let st = guard
                 .as_ref()
                 .ok_or_else(|| Error::Failed("detect before init".into()))?;
-            let (tensor, lb) = pixels::letterbox(frame, &st.input).map_err(Error::Failed)?;
+            let plan = &st.plan;
+            let (tensor, lb) = plan.tensor(frame).map_err(Error::Failed)?;
             let outputs = st
                 .model
-                .run_tensors(vec![(st.input_name.clone(), tensor)])
+                .run_tensors(vec![(plan.input_name.clone(), tensor)])
                 .map_err(Error::Failed)?;
             let out = outputs
                 .first()
                 .ok_or_else(|| Error::Failed("no output tensor".into()))?;
             let threshold = threshold.unwrap_or(st.threshold);
-            let Some(format) = st.format else {
-                return Ok(classify(st, &out.data, threshold));
+            let Some(format) = plan.format else {
+                return Ok(classify(&plan.labels, &out.data, threshold));
             };
-            let candidates = format
-                .decode(&out.data, &out.dims, threshold)
+            let mut candidates = format
+                .candidates(&out.data, &out.dims, threshold)
                 .map_err(Error::Failed)?;
             let (width, height) = (frame.width(), frame.height());
             let (fw, fh) = (width as f32, height as f32);
+            let kept = match (format.needs_nms(), plan.task == Task::Obb) {
+                (true, true) => obb::nms(candidates, st.iou, st.max_detections),
+                (true, false) => {
+                    let boxes = candidates.iter().map(|c| (c.b, *c)).collect();
+                    nms(boxes, st.iou, st.max_detections)
+                        .into_iter()
+                        .map(|(_, c)| c)
+                        .collect()
+                }
+                // The model suppressed already: best first, as many as asked.
+                (false, _) => {
+                    candidates.sort_by(|a, b| b.b.score.total_cmp(&a.b.score));
+                    candidates.truncate(st.max_detections);
+                    candidates
+                }
+            };
+            // Input pixels (or, for normalised outputs, fractions of the frame) to frame pixels.
+            let to_frame = |x: f32, y: f32| match lb {
+                Some(lb) => lb.to_original(x, y),
+                None => (x * fw, y * fh),
+            };
+            let scale = lb.map_or(1.0, |lb| lb.scale);
             let mut result = Vec::new();
-            for (b, index) in nms(candidates, st.iou, st.max_detections) {
-                let (x1, y1) = lb.to_original(b.x1, b.y1);
-                let (x2, y2) = lb.to_original(b.x2, b.y2);
-                let (x1, x2) = (x1.clamp(0.0, fw), x2.clamp(0.0, fw));
-                let (y1, y2) = (y1.clamp(0.0, fh), y2.clamp(0.0, fh));
-                if x2 <= x1 || y2 <= y1 {
+            for c in kept {
+                let b = c.b;
+                let Some(label) = plan.labels.get(b.class) else {
+                    continue;
+                };
+                if let Some(angle) = c.angle {
+                    let centre = to_frame((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+                    let size = ((b.x2 - b.x1) / scale, (b.y2 - b.y1) / scale);
+                    result.push(results::rotated(label, b.score, centre, size, angle));
                     continue;
                 }
-                let mut d = Detection {
-                    label: st.labels[b.class].clone(),
-                    confidence: b.score,
-                    shape: ShapeType::Rectangle,
-                    points: vec![x1, y1, x2, y2],
-                    mask: None,
-                    rotation: None,
-                    attributes: vec![],
-                    elements: vec![],
+                let (x1, y1) = to_frame(b.x1, b.y1);
+                let (x2, y2) = to_frame(b.x2, b.y2);
+                let Some(mut d) =
+                    results::rectangle(label, b.score, [x1, y1, x2, y2], width, height)
+                else {
+                    continue;
                 };
-                match &st.task {
-                    Task::Segment { proto, .. } => {
-                        let coeffs = format.extra(&out.data, &out.dims, index);
+                let [x1, y1, x2, y2] = [d.points[0], d.points[1], d.points[2], d.points[3]];
+                match (&plan.task, lb) {
+                    (Task::Segment { proto, .. }, Some(lb)) => {
+                        let coeffs = format.extra(&out.data, &out.dims, c.index);
                         let protos = outputs
                             .get(*proto)
                             .ok_or_else(|| Error::Failed("no prototype output".into()))?;
@@ -359,7 +610,7 @@ impl exports::cvat::model::detector::Guest for Yolo {
                             protos,
                             &coeffs,
                             &lb,
-                            &st.input,
+                            &plan.input,
                             [x1, y1, x2, y2],
                             (width, height),
                         ) else {
@@ -369,13 +620,13 @@ impl exports::cvat::model::detector::Guest for Yolo {
                         d.points = vec![];
                         d.mask = Some(mask);
                     }
-                    Task::Pose { k, d: dim, names } => {
-                        let kp = format.extra(&out.data, &out.dims, index);
+                    (Task::Pose { k, d: dim, names }, _) => {
+                        let kp = format.extra(&out.data, &out.dims, c.index);
                         d.shape = ShapeType::Skeleton;
                         d.points = vec![];
                         d.elements = (0..*k)
                             .map(|i| {
-                                let (x, y) = lb.to_original(kp[i * dim], kp[i * dim + 1]);
+                                let (x, y) = to_frame(kp[i * dim], kp[i * dim + 1]);
                                 let visible = *dim < 3 || kp[i * dim + 2] >= 0.5;
                                 Element {
                                     label: names[i].clone(),
@@ -396,23 +647,14 @@ impl exports::cvat::model::detector::Guest for Yolo {
 }
 
 /// Tags for the classes scoring at least `threshold`, best first.
-fn classify(st: &State, scores: &[f32], threshold: f32) -> Vec<Detection> {
-    let mut order: Vec<usize> = (0..scores.len().min(st.labels.len()))
+fn classify(labels: &[String], scores: &[f32], threshold: f32) -> Vec<Detection> {
+    let mut order: Vec<usize> = (0..scores.len().min(labels.len()))
         .filter(|&i| scores[i] >= threshold)
         .collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order
         .into_iter()
-        .map(|i| Detection {
-            label: st.labels[i].clone(),
-            confidence: scores[i],
-            shape: ShapeType::Tag,
-            points: vec![],
-            mask: None,
-            rotation: None,
-            attributes: vec![],
-            elements: vec![],
-        })
+        .map(|i| results::tag(&labels[i], scores[i]))
         .collect()
 }
 
@@ -481,5 +723,36 @@ mod tests {
             vec!["a", "b c"]
         );
         assert!(super::serde_names("a,b").is_none());
+    }
+
+    #[test]
+    fn export_metadata_as_ultralytics_writes_it() {
+        let md = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let e = super::Export::read(&md(&[
+            ("task", "detect"),
+            ("head", "v10Detect"),
+            ("end2end", "True"),
+            ("version", "8.4.190"),
+            ("args", "{'batch': 1, 'nms': None, 'dynamic': False}"),
+        ]));
+        assert_eq!(
+            (e.end2end, e.nms, e.version),
+            (Some(true), None, Some((8, 4, 190)))
+        );
+        assert!(e.post_nms());
+        let e = super::Export::read(&md(&[
+            ("args", "{'nms': True, 'opset': None}"),
+            ("end2end", "False"),
+        ]));
+        assert!(e.post_nms() && !e.rtdetr());
+        assert_eq!(
+            super::Export::read(&md(&[])).describe(),
+            "task -, head -, end2end -, args.nms -"
+        );
     }
 }
