@@ -226,6 +226,8 @@ impl Format {
                 expect(dims.len() == 3 && dims[1] as usize == 5 + classes)?;
                 let n = dims[2] as usize;
                 let rows: Vec<&[f32]> = data.chunks_exact(n).collect();
+                // Channel-major: candidate i is column i of every row.
+                #[allow(clippy::needless_range_loop)]
                 for i in 0..n {
                     let (class, score) = (0..classes)
                         .map(|c| (c, rows[4 + c][i]))

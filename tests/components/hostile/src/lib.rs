@@ -36,7 +36,12 @@ fn recurse(n: u64) -> u64 {
 
 impl exports::cvat::model::detector::Guest for Hostile {
     fn describe(config: InstanceConfig) -> ModelInfo {
-        match config.config.iter().find(|e| e.key == "describe").map(|e| e.value.as_str()) {
+        match config
+            .config
+            .iter()
+            .find(|e| e.key == "describe")
+            .map(|e| e.value.as_str())
+        {
             Some("panic") => panic!("hostile: asked to panic in describe"),
             Some("hang") => {
                 let mut n = 0u64;
