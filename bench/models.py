@@ -15,13 +15,10 @@ import base64
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import serve
+from serve import ROOT
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 GATEWAY = 8170
 
@@ -39,12 +36,9 @@ INSTANCES = [
 
 
 def post(port, body):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/", json.dumps(body).encode(),
-                                 {"content-type": "application/json"})
-    started = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=300) as r:
-        answer = json.load(r)
-    return (time.perf_counter() - started) * 1000, answer
+    status, ms, answer = serve.post(port, body)
+    assert status == 200, answer
+    return ms, answer
 
 
 def image(name):
@@ -83,41 +77,15 @@ def bench(name, port, kind):
 
 
 def main():
-    host = os.path.join(ROOT, "target/release/host")
-    if not os.path.exists(host):
-        sys.exit("build the release host first: cargo build --release -p host")
     present = [i for i in INSTANCES if all(os.path.exists(os.path.join(ROOT, v)) for v in i[3].values() if v.endswith(".onnx"))]
-    with tempfile.TemporaryDirectory() as tmp:
-        lines = ["settings:", f"  gateway_port: {GATEWAY}", "  bind: 127.0.0.1", f"  models_root: {ROOT}",
-                 f"  components_dir: {ROOT}/components", f"  nuclio_dir: {tmp}/nuclio", "models:"]
-        for name, impl, port, config, _ in present:
-            lines += [f"  {name}:", f"    implementation: {impl}", f"    port: {port}"]
-            if config:
-                lines.append("    config:")
-                lines += [f"      {k}: {v}" for k, v in config.items()]
-        cfg = os.path.join(tmp, "models.yaml")
-        open(cfg, "w").write("\n".join(lines) + "\n")
-        log = open(os.path.join(tmp, "host.log"), "w")
-        # The project's root: components compiled before come from its cache (.state/cache),
-        # as on any start after the first.
-        proc = subprocess.Popen([host, "--root", ROOT, "--config", cfg, "up"], stdout=log, stderr=log,
-                                env={**os.environ, "ORT_DYLIB_PATH": os.path.join(ROOT, ".deps/onnxruntime/libonnxruntime.so")})
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{GATEWAY}/readyz", timeout=1)
-                    break
-                except Exception:
-                    time.sleep(0.1)
-            cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-            print(f"release host, {os.cpu_count()} cores ({cpu}), 2 ONNX Runtime threads, {RUNS} steady runs")
-            print(f"{'instance':<18} {'first call':>11} {'steady p50':>11}  note")
-            for name, _, port, _, kind in present:
-                first, steady, note = bench(name, port, kind)
-                print(f"{name:<18} {first:>8.0f} ms {steady:>8.1f} ms  {note}")
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    models = [line for name, impl, port, config, _ in present for line in serve.instance(name, impl, port, config)]
+    with serve.Host(GATEWAY, models):
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        print(f"release host, {os.cpu_count()} cores ({cpu}), 2 ONNX Runtime threads, {RUNS} steady runs")
+        print(f"{'instance':<18} {'first call':>11} {'steady p50':>11}  note")
+        for name, _, port, _, kind in present:
+            first, steady, note = bench(name, port, kind)
+            print(f"{name:<18} {first:>8.0f} ms {steady:>8.1f} ms  {note}")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serve import ROOT, Host, instance, post
+
 GATEWAY = 8172
 
 # (name, model YAML, export arguments)
@@ -59,21 +57,6 @@ shutil.move(f, os.path.join(out, name, "model.onnx"))
 """
 
 
-def get(path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{GATEWAY}{path}", timeout=60) as r:
-        return json.load(r)
-
-
-def post(port, body):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/", json.dumps(body).encode(),
-                                 {"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-
-
 def well_formed(item):
     t = item["type"]
     if t == "rectangle":
@@ -95,45 +78,26 @@ def main():
             print(f"exporting {name} ({cfg}, {kw})", flush=True)
             subprocess.run([python, "-c", EXPORT, name, cfg, repr(kw), out], check=True,
                            env={**os.environ, "YOLO_OFFLINE": "1"}, capture_output=True)
-    host = os.path.join(ROOT, "target/release/host")
     photo = base64.b64encode(open(os.path.join(ROOT, "tests/fixtures/astronaut.jpg"), "rb").read()).decode()
-    with tempfile.TemporaryDirectory() as tmp:
-        lines = ["settings:", f"  gateway_port: {GATEWAY}", "  bind: 127.0.0.1", f"  models_root: {ROOT}",
-                 f"  components_dir: {ROOT}/components", f"  nuclio_dir: {tmp}/nuclio", "  backend: onnxruntime",
-                 "models:"]
+    models = []
+    for i, (name, _, _) in enumerate(EXPORTS):
+        models += instance(name, "yolo", 5201 + i, {"weights": f"models/ultralytics-exports/{name}/model.onnx",
+                                                    "threshold": 0.01})
+    with Host(GATEWAY, models, ["backend: onnxruntime"]) as h:
+        functions = h.get("/api/functions")
+        print(f"{'export':<18} {'labels':>6} {'state':<8} {'answer':<7} shapes")
+        failures = 0
         for i, (name, _, _) in enumerate(EXPORTS):
-            lines += [f"  {name}:", "    implementation: yolo", f"    port: {5201 + i}", "    config:",
-                      f"      weights: models/ultralytics-exports/{name}/model.onnx",
-                      "      threshold: 0.01"]
-        cfg = os.path.join(tmp, "models.yaml")
-        open(cfg, "w").write("\n".join(lines) + "\n")
-        log = open(os.path.join(tmp, "host.log"), "w")
-        proc = subprocess.Popen([host, "--root", ROOT, "--config", cfg, "up"], stdout=log, stderr=log,
-                                env={**os.environ, "ORT_DYLIB_PATH": os.path.join(ROOT, ".deps/onnxruntime/libonnxruntime.so")})
-        try:
-            for _ in range(300):
-                try:
-                    get("/readyz")
-                    break
-                except Exception:
-                    time.sleep(0.2)
-            functions = get("/api/functions")
-            print(f"{'export':<18} {'labels':>6} {'state':<8} {'answer':<7} shapes")
-            failures = 0
-            for i, (name, _, _) in enumerate(EXPORTS):
-                f = functions.get(name, {})
-                spec = json.loads(f.get("metadata", {}).get("annotations", {}).get("spec", "[]"))
-                status, v = post(5201 + i, {"image": photo})
-                ok = status == 200 and isinstance(v, list) and all(well_formed(d) for d in v)
-                kinds = sorted({d["type"] + ("+rotation" if "rotation" in d else "") for d in v}) if status == 200 else [v.get("error", "")[:150]]
-                state = f.get("status", {}).get("state", "?")
-                failures += not ok or not spec
-                print(f"{name:<18} {len(spec):>6} {state:<8} {status:<7} {len(v) if status == 200 else ''} {', '.join(kinds)}")
-            print(f"\n{len(EXPORTS) - failures} of {len(EXPORTS)} listed with names and answered well-formed shapes")
-            sys.exit(1 if failures else 0)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+            f = functions.get(name, {})
+            spec = json.loads(f.get("metadata", {}).get("annotations", {}).get("spec", "[]"))
+            status, _, v = post(5201 + i, {"image": photo})
+            ok = status == 200 and isinstance(v, list) and all(well_formed(d) for d in v)
+            kinds = sorted({d["type"] + ("+rotation" if "rotation" in d else "") for d in v}) if status == 200 else [v.get("error", "")[:150]]
+            state = f.get("status", {}).get("state", "?")
+            failures += not ok or not spec
+            print(f"{name:<18} {len(spec):>6} {state:<8} {status:<7} {len(v) if status == 200 else ''} {', '.join(kinds)}")
+        print(f"\n{len(EXPORTS) - failures} of {len(EXPORTS)} listed with names and answered well-formed shapes")
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ for tool in "$GUEST_CARGO" "$GUEST_RUSTC" "$GUEST_LINKER"; do
     [ -x "$tool" ] || { echo "error: $tool ($GUEST_TOOLCHAIN guest toolchain) is missing: run scripts/setup.sh" >&2; exit 1; }
 done
 args=()
-vars=(RUSTC="$GUEST_RUSTC")
+# rustdoc (doc tests) beside the compiler: the one on PATH may be another toolchain's.
+vars=(RUSTC="$GUEST_RUSTC" RUSTDOC="$(dirname "$GUEST_RUSTC")/rustdoc")
 if $native; then
     # The crates' logic, compiled for this machine (their WIT imports are never called).
     args+=(--target "$("$GUEST_RUSTC" -vV | sed -n 's/^host: //p')")

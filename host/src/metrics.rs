@@ -137,10 +137,31 @@ fn help(out: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
 }
 
+/// One value per instance: `name{instance="..."} value`.
+fn per_instance(
+    out: &mut String,
+    (name, kind, text): (&str, &str, &str),
+    samples: &[Sample],
+    value: impl Fn(&Sample) -> u64,
+) {
+    help(out, name, kind, text);
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "{name}{{instance=\"{}\"}} {}",
+            escape(s.name),
+            value(s)
+        );
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 /// The whole exposition.
 pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
     let mut out = String::new();
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     help(
         &mut out,
         "host_requests_total",
@@ -152,7 +173,7 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
             let _ = writeln!(
                 out,
                 "host_requests_total{{instance=\"{}\",outcome=\"{name}\"}} {}",
-                esc(s.name),
+                escape(s.name),
                 s.metrics.outcomes[i].load(Relaxed)
             );
         }
@@ -168,33 +189,26 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
             s.metrics.stages[i].render(
                 &mut out,
                 "host_request_duration_seconds",
-                &format!("instance=\"{}\",stage=\"{stage}\"", esc(s.name)),
+                &format!("instance=\"{}\",stage=\"{stage}\"", escape(s.name)),
             );
         }
     }
-    help(
+    per_instance(
         &mut out,
-        "host_loads_total",
-        "counter",
-        "Instance loads (compile or cache, instantiate, init).",
+        (
+            "host_loads_total",
+            "counter",
+            "Instance loads (compile or cache, instantiate, init).",
+        ),
+        samples,
+        |x| x.metrics.loads.load(Relaxed),
     );
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_loads_total{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.metrics.loads.load(Relaxed)
-        );
-    }
-    help(&mut out, "host_unloads_total", "counter", "Idle unloads.");
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_unloads_total{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.metrics.unloads.load(Relaxed)
-        );
-    }
+    per_instance(
+        &mut out,
+        ("host_unloads_total", "counter", "Idle unloads."),
+        samples,
+        |x| x.metrics.unloads.load(Relaxed),
+    );
     help(
         &mut out,
         "host_load_duration_seconds",
@@ -205,79 +219,59 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
         s.metrics.load_time.render(
             &mut out,
             "host_load_duration_seconds",
-            &format!("instance=\"{}\"", esc(s.name)),
+            &format!("instance=\"{}\"", escape(s.name)),
         );
     }
-    help(
+    per_instance(
         &mut out,
-        "host_instance_wasm_memory_bytes",
-        "gauge",
-        "Linear memory of the loaded component (0 when unloaded).",
+        (
+            "host_instance_wasm_memory_bytes",
+            "gauge",
+            "Linear memory of the loaded component (0 when unloaded).",
+        ),
+        samples,
+        |x| x.wasm_memory_bytes,
     );
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_instance_wasm_memory_bytes{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.wasm_memory_bytes
-        );
-    }
-    help(
+    per_instance(
         &mut out,
-        "host_instance_inference_memory_bytes",
-        "gauge",
-        "What the instance's ONNX Runtime sessions hold on the CPU: weights, and activations during a run.",
+        (
+            "host_instance_inference_memory_bytes",
+            "gauge",
+            "What the instance's ONNX Runtime sessions hold on the CPU: weights, and activations during a run.",
+        ),
+        samples,
+        |x| x.inference_memory_bytes,
     );
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_instance_inference_memory_bytes{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.inference_memory_bytes
-        );
-    }
-    help(
+    per_instance(
         &mut out,
-        "host_instance_inference_memory_limit_bytes",
-        "gauge",
-        "The instance's inference memory budget (inference_memory_mb).",
+        (
+            "host_instance_inference_memory_limit_bytes",
+            "gauge",
+            "The instance's inference memory budget (inference_memory_mb).",
+        ),
+        samples,
+        |x| x.inference_memory_limit_bytes,
     );
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_instance_inference_memory_limit_bytes{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.inference_memory_limit_bytes
-        );
-    }
-    help(
+    per_instance(
         &mut out,
-        "host_budget_refusals_total",
-        "counter",
-        "Requests failed because inference would have passed the instance's memory budget.",
+        (
+            "host_budget_refusals_total",
+            "counter",
+            "Requests failed because inference would have passed the instance's memory budget.",
+        ),
+        samples,
+        |x| x.metrics.budget_refusals.load(Relaxed),
     );
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_budget_refusals_total{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.metrics.budget_refusals.load(Relaxed)
-        );
-    }
-    help(
+    per_instance(
         &mut out,
-        "host_instance_in_flight",
-        "gauge",
-        "Requests admitted and not yet answered: waiting for a replica or running (what to scale on).",
+        (
+            "host_instance_in_flight",
+            "gauge",
+            "Requests admitted and not yet answered: waiting for a replica or running (what to scale on).",
+        ),
+        samples,
+        |x| x.in_flight as u64,
     );
-    for s in samples {
-        let _ = writeln!(
-            out,
-            "host_instance_in_flight{{instance=\"{}\"}} {}",
-            esc(s.name),
-            s.in_flight
-        );
-    }
     help(
         &mut out,
         "host_instance_state",
@@ -289,7 +283,7 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
             let _ = writeln!(
                 out,
                 "host_instance_state{{instance=\"{}\",state=\"{state}\"}} {}",
-                esc(s.name),
+                escape(s.name),
                 u8::from(s.state == state)
             );
         }
@@ -305,10 +299,10 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
             let _ = writeln!(
                 out,
                 "host_graph_backend{{instance=\"{}\",graph=\"{}\",backend=\"{}\",precision=\"{}\",auto=\"{}\"}} 1",
-                esc(s.name),
-                esc(&g.name),
+                escape(s.name),
+                escape(&g.name),
                 g.backend,
-                esc(&g.precision),
+                escape(&g.precision),
                 g.choice.is_some()
             );
         }
@@ -325,8 +319,8 @@ pub fn render(samples: &[Sample], rss_bytes: Option<u64>) -> String {
                 let _ = writeln!(
                     out,
                     "host_graph_backend_p50_seconds{{instance=\"{}\",graph=\"{}\",backend=\"{}\"}} {}",
-                    esc(s.name),
-                    esc(&g.name),
+                    escape(s.name),
+                    escape(&g.name),
                     t.backend,
                     t.p50_ms / 1e3
                 );

@@ -4,22 +4,10 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const RED: [u8; 3] = [230, 0, 0];
 const GREEN: [u8; 3] = [0, 102, 0];
-
-fn spec(host: &Host, name: &str) -> Value {
-    let f: Value = ureq::get(&format!(
-        "http://127.0.0.1:{}/api/functions/{name}",
-        host.gateway
-    ))
-    .call()
-    .unwrap()
-    .into_json()
-    .unwrap();
-    serde_json::from_str(f["metadata"]["annotations"]["spec"].as_str().unwrap()).unwrap()
-}
 
 #[test]
 fn segmentation_pose_and_classification_exports() {
@@ -127,7 +115,7 @@ fn segmentation_pose_and_classification_exports() {
         assert_eq!(&mask[n..], &[x1, y1, x2, y2], "{label}: inclusive bbox");
     }
     assert_eq!(
-        spec(&host, "seg"),
+        host.spec("seg"),
         json!([{"id": 0, "name": "red", "type": "mask"}, {"id": 1, "name": "green", "type": "mask"}])
     );
 
@@ -139,7 +127,7 @@ fn segmentation_pose_and_classification_exports() {
             {"label": "kp0", "type": "points", "points": [120.0, 80.0], "outside": 0},
             {"label": "kp1", "type": "points", "points": [280.0, 240.0], "outside": 0}]}])
     );
-    let pose_spec = spec(&host, "pose");
+    let pose_spec = host.spec("pose");
     assert_eq!(pose_spec[0]["type"], "skeleton");
     assert_eq!(
         pose_spec[0]["sublabels"],
@@ -163,7 +151,7 @@ fn segmentation_pose_and_classification_exports() {
         json!([])
     );
     assert_eq!(
-        spec(&host, "cls")[1],
+        host.spec("cls")[1],
         json!({"id": 1, "name": "green", "type": "tag"})
     );
 }

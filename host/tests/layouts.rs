@@ -87,16 +87,7 @@ fn detr_family_layouts_answer_without_nms_in_frame_pixels() {
         );
     }
     // Listed as rectangles with the configured names.
-    let f: Value = ureq::get(&format!(
-        "http://127.0.0.1:{}/api/functions/rtdetr",
-        host.gateway
-    ))
-    .call()
-    .unwrap()
-    .into_json()
-    .unwrap();
-    let spec: Value =
-        serde_json::from_str(f["metadata"]["annotations"]["spec"].as_str().unwrap()).unwrap();
+    let spec = host.spec("rtdetr");
     assert_eq!(spec[0]["name"], "red");
     assert_eq!(spec[0]["type"], "rectangle");
     // A threshold over the decoy's score (0.8 x red's 0.90) and under green's (0.78) leaves
@@ -310,16 +301,7 @@ fn ultralytics_end_to_end_nms_in_graph_obb_and_rtdetr_exports_are_served() {
         );
     }
     // Listed with the export's names, OBB as rectangles.
-    let f: Value = ureq::get(&format!(
-        "http://127.0.0.1:{}/api/functions/obb",
-        host.gateway
-    ))
-    .call()
-    .unwrap()
-    .into_json()
-    .unwrap();
-    let spec: Value =
-        serde_json::from_str(f["metadata"]["annotations"]["spec"].as_str().unwrap()).unwrap();
+    let spec = host.spec("obb");
     assert_eq!(
         spec,
         json!([{"id": 0, "name": "red", "type": "rectangle"}, {"id": 1, "name": "green", "type": "rectangle"}])

@@ -14,11 +14,11 @@ use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
 use model_sdk::image::{InputSpec, Normalize};
 use model_sdk::nn::{image_input, output_shaped, sigmoid, Model, Output};
-use model_sdk::pixels;
+use model_sdk::{pixels, results};
 
 model_sdk::world!("detector-model");
 
-use cvat::model::types::{Detection, Error, Frame, InstanceConfig, Label, ModelInfo, ShapeType};
+use cvat::model::types::{Detection, Error, Frame, InstanceConfig, ModelInfo, ShapeType};
 
 const KEYPOINTS: usize = 6;
 
@@ -51,14 +51,7 @@ fn label_name(config: &InstanceConfig) -> String {
 /// `input`: the model input the frame is letterboxed into (known after `init`).
 fn model_info(label: String, input: Option<&InputSpec>) -> ModelInfo {
     ModelInfo {
-        labels: vec![Label {
-            id: 0,
-            name: label,
-            shape: ShapeType::Rectangle,
-            attributes: vec![],
-            sublabels: vec![],
-            svg: None,
-        }],
+        labels: results::labels([(0, label.as_str())], ShapeType::Rectangle),
         description: "MediaPipe BlazeFace short-range face detector".into(),
         needs: vec!["weights".into()],
         input_size: input.map(|i| (i.width, i.height)),
@@ -137,24 +130,13 @@ impl exports::cvat::model::detector::Guest for BlazeFace {
                 };
                 candidates.push((b, kps));
             }
-            let (fw, fh) = (frame.width() as f32, frame.height() as f32);
             Ok(weighted_nms(candidates, st.iou, st.max_detections)
                 .into_iter()
                 .filter_map(|(b, _kps)| {
                     let (x1, y1) = lb.to_original(b.x1, b.y1);
                     let (x2, y2) = lb.to_original(b.x2, b.y2);
-                    let (x1, x2) = (x1.clamp(0.0, fw), x2.clamp(0.0, fw));
-                    let (y1, y2) = (y1.clamp(0.0, fh), y2.clamp(0.0, fh));
-                    (x2 > x1 && y2 > y1).then(|| Detection {
-                        label: st.label.clone(),
-                        confidence: b.score,
-                        shape: ShapeType::Rectangle,
-                        points: vec![x1, y1, x2, y2],
-                        mask: None,
-                        rotation: None,
-                        attributes: vec![],
-                        elements: vec![],
-                    })
+                    let (w, h) = (frame.width(), frame.height());
+                    results::rectangle(&st.label, b.score, [x1, y1, x2, y2], w, h)
                 })
                 .collect())
         })

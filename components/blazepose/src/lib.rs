@@ -21,7 +21,7 @@ use model_sdk::boxes::{weighted_nms, Scored};
 use model_sdk::config::Config;
 use model_sdk::image::{InputSpec, Layout, Normalize};
 use model_sdk::nn::{image_input, output_shaped, sigmoid, Model};
-use model_sdk::pixels;
+use model_sdk::{pixels, results};
 
 model_sdk::world!("detector-model");
 
@@ -281,15 +281,10 @@ impl exports::cvat::model::detector::Guest for BlazePose {
                         }
                     })
                     .collect();
+                let confidence = det.score.min(presence);
                 people.push(Detection {
-                    label: st.label.clone(),
-                    confidence: det.score.min(presence),
-                    shape: ShapeType::Skeleton,
-                    points: vec![],
-                    mask: None,
-                    rotation: None,
-                    attributes: vec![],
                     elements,
+                    ..results::detection(&st.label, confidence, ShapeType::Skeleton, vec![])
                 });
             }
             Ok(people)

@@ -11,13 +11,11 @@ use std::cell::RefCell;
 use model_sdk::config::Config;
 use model_sdk::image::{InputSpec, Letterbox, Normalize};
 use model_sdk::nn::{image_input, Model};
-use model_sdk::pixels;
+use model_sdk::{pixels, results};
 
 model_sdk::world!("detector-model");
 
-use cvat::model::types::{
-    Detection, Error, Frame, InstanceConfig, Label, Mask, ModelInfo, ShapeType,
-};
+use cvat::model::types::{Detection, Error, Frame, InstanceConfig, Mask, ModelInfo, ShapeType};
 
 struct State {
     model: Model,
@@ -41,14 +39,7 @@ fn label_name(config: &InstanceConfig) -> String {
 
 fn model_info(label: String) -> ModelInfo {
     ModelInfo {
-        labels: vec![Label {
-            id: 0,
-            name: label,
-            shape: ShapeType::Mask,
-            attributes: vec![],
-            sublabels: vec![],
-            svg: None,
-        }],
+        labels: results::labels([(0, label.as_str())], ShapeType::Mask),
         description: "MediaPipe selfie segmentation: one person mask per frame".into(),
         needs: vec!["weights".into()],
         // The mask is drawn at frame resolution: always the full frame.
@@ -169,14 +160,8 @@ impl exports::cvat::model::detector::Guest for Selfie {
                 threshold,
             )
             .map(|(mask, confidence)| Detection {
-                label: st.label.clone(),
-                confidence,
-                shape: ShapeType::Mask,
-                points: vec![],
                 mask: Some(mask),
-                rotation: None,
-                attributes: vec![],
-                elements: vec![],
+                ..results::detection(&st.label, confidence, ShapeType::Mask, vec![])
             })
             .into_iter()
             .collect())

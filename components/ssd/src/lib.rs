@@ -20,11 +20,11 @@ use model_sdk::bindings::cvat::model::pixels::{Filter, Fit};
 use model_sdk::config::Config;
 use model_sdk::image::{InputSpec, Normalize};
 use model_sdk::nn::{image_input, Model};
-use model_sdk::pixels;
+use model_sdk::{pixels, results};
 
 model_sdk::world!("detector-model");
 
-use cvat::model::types::{Detection, Error, Frame, InstanceConfig, Label, ModelInfo, ShapeType};
+use cvat::model::types::{Detection, Error, Frame, InstanceConfig, ModelInfo, ShapeType};
 use model_sdk::bindings::wasi::nn::tensor::TensorType;
 
 struct State {
@@ -44,17 +44,10 @@ struct Ssd;
 
 fn model_info(labels: &[(u32, String)]) -> ModelInfo {
     ModelInfo {
-        labels: labels
-            .iter()
-            .map(|(id, name)| Label {
-                id: *id,
-                name: name.clone(),
-                shape: ShapeType::Rectangle,
-                attributes: vec![],
-                sublabels: vec![],
-                svg: None,
-            })
-            .collect(),
+        labels: results::labels(
+            labels.iter().map(|(id, n)| (*id, n.as_str())),
+            ShapeType::Rectangle,
+        ),
         description: format!(
             "SSD detector with TFLite post-processing, {} classes",
             labels.len()
@@ -150,22 +143,16 @@ impl exports::cvat::model::detector::Guest for Ssd {
                 let Some((_, label)) = st.labels.iter().find(|(id, _)| *id as f32 == class) else {
                     continue;
                 };
+                // (ymin, xmin, ymax, xmax), normalised.
                 let b = &boxes.data[i * 4..i * 4 + 4];
-                let (x1, y1) = ((b[1] * fw).clamp(0.0, fw), (b[0] * fh).clamp(0.0, fh));
-                let (x2, y2) = ((b[3] * fw).clamp(0.0, fw), (b[2] * fh).clamp(0.0, fh));
-                if x2 <= x1 || y2 <= y1 {
-                    continue;
-                }
-                result.push(Detection {
-                    label: label.clone(),
-                    confidence: score,
-                    shape: ShapeType::Rectangle,
-                    points: vec![x1, y1, x2, y2],
-                    mask: None,
-                    rotation: None,
-                    attributes: vec![],
-                    elements: vec![],
-                });
+                let (w, h) = (frame.width(), frame.height());
+                result.extend(results::rectangle(
+                    label,
+                    score,
+                    [b[1] * fw, b[0] * fh, b[3] * fw, b[2] * fh],
+                    w,
+                    h,
+                ));
             }
             Ok(result)
         })

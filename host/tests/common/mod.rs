@@ -283,6 +283,19 @@ impl Host {
         false
     }
 
+    /// The label spec the gateway lists for function `name` (its `spec` annotation, parsed).
+    pub fn spec(&self, name: &str) -> Value {
+        let f: Value = ureq::get(&format!(
+            "http://127.0.0.1:{}/api/functions/{name}",
+            self.gateway
+        ))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+        serde_json::from_str(f["metadata"]["annotations"]["spec"].as_str().unwrap()).unwrap()
+    }
+
     /// The models.yaml the host runs from.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config/models.yaml")
