@@ -748,8 +748,17 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{:<22} {:<10} {:>5}  {:<8} {:>6} {:>10} {:<12} {:>8} {:>9}  ERROR",
-        "NAME", "KIND", "PORT", "STATE", "LABELS", "WASM MEM", "DEVICE", "REQUESTS", "LAST USED"
+        "{:<22} {:<10} {:>5}  {:<8} {:>6} {:>10} {:>17} {:<12} {:>8} {:>9}  ERROR",
+        "NAME",
+        "KIND",
+        "PORT",
+        "STATE",
+        "LABELS",
+        "WASM MEM",
+        "INFERENCE/BUDGET",
+        "DEVICE",
+        "REQUESTS",
+        "LAST USED"
     );
     for i in value["instances"].as_array().into_iter().flatten() {
         let s = |k: &str| {
@@ -766,14 +775,23 @@ fn status(root: &Path, config: &Path, json: bool) -> anyhow::Result<()> {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into())
         };
+        let budget = match i["inference_memory_limit_bytes"].as_u64() {
+            Some(l) if l < u64::MAX && l > 0 => format!(
+                "{:.0}/{:.0} MiB",
+                i["inference_memory_bytes"].as_u64().unwrap_or(0) as f64 / (1 << 20) as f64,
+                l as f64 / (1 << 20) as f64
+            ),
+            _ => "-".into(),
+        };
         println!(
-            "{:<22} {:<10} {:>5}  {:<8} {:>6} {:>10} {:<12} {:>8} {:>9}  {}",
+            "{:<22} {:<10} {:>5}  {:<8} {:>6} {:>10} {:>17} {:<12} {:>8} {:>9}  {}",
             s("name"),
             s("kind"),
             number("port"),
             s("state"),
             number("labels"),
             mib(i["wasm_memory_bytes"].as_u64().unwrap_or(0)),
+            budget,
             {
                 let mut d = match i["backend"].as_str() {
                     Some("openvino") => format!("openvino:{}", s("device")),
