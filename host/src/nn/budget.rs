@@ -16,9 +16,11 @@
 //! (`size / 512`, at least 2 MiB), so the operator that asked can write its whole output
 //! without the machine's memory being taken, and the run ends after it with an error.
 //!
-//! The allocator hands memory straight to the system allocator (no arena): what a run
-//! needed is returned when the run ends, so a model's memory between requests is its
-//! weights, not the peak activations ONNX Runtime's default arena keeps for ever.
+//! The allocator hands memory straight to the system (no arena): blocks of 1 MiB or more
+//! are mapped and unmapped with the system calls themselves (glibc's malloc would keep
+//! them in its heaps once its adaptive mmap threshold rose), smaller ones come from malloc.
+//! What a run needed is returned when the run ends, so a model's memory between requests
+//! is its weights, not the peak activations ONNX Runtime's default arena keeps for ever.
 //!
 //! Not covered: allocations ONNX Runtime's intra-op worker threads make themselves (kernel
 //! scratch space, small), CUDA device memory (bounded by the CUDA provider's own
@@ -186,6 +188,40 @@ struct Header {
 /// ONNX Runtime wants 64-byte aligned CPU buffers; the header takes one alignment unit.
 const ALIGN: usize = 64;
 
+/// Blocks this large or larger are mapped directly (and unmapped when freed).
+const MAP_AT: usize = 1 << 20;
+
+const PAGE: usize = 4096;
+
+/// `size` bytes of fresh anonymous memory after one page whose last `ALIGN` bytes hold the
+/// header: the block starts on a page boundary. Null on failure.
+fn mapped(size: usize, budget: *const Budget) -> *mut c_void {
+    let Some(len) = size.checked_add(PAGE) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: a fresh private anonymous mapping, written only within its length.
+    unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        let block = base.cast::<u8>().add(PAGE);
+        block.sub(ALIGN).cast::<Header>().write(Header {
+            size,
+            budget,
+            mapped: len,
+        });
+        block.cast()
+    }
+}
+
 fn layout(size: usize) -> Option<Layout> {
     Layout::from_size_align(size.checked_add(ALIGN)?, ALIGN).ok()
 }
@@ -217,31 +253,36 @@ fn allocate(size: usize) -> *mut c_void {
         }
         None => budget,
     };
-    // SAFETY: the layout has a non-zero size (at least ALIGN bytes).
-    let base = unsafe { std::alloc::alloc(layout) };
-    if base.is_null() {
+    let block = if size >= MAP_AT {
+        mapped(size, budget)
+    } else {
+        // SAFETY: the layout has a non-zero size (at least ALIGN bytes); `base` is
+        // ALIGN-aligned and has room for the header before the block.
+        unsafe {
+            let base = std::alloc::alloc(layout);
+            if !base.is_null() {
+                base.cast::<Header>().write(Header {
+                    size,
+                    budget,
+                    mapped: 0,
+                });
+            }
+            base.add(ALIGN * usize::from(!base.is_null())).cast()
+        }
+    };
+    if block.is_null() {
         if let Some(b) = unsafe { budget.as_ref() } {
             b.release(size);
             unsafe { Arc::decrement_strong_count(budget) };
         }
-        return std::ptr::null_mut();
     }
-    // SAFETY: `base` is ALIGN-aligned and has room for the header before the block.
-    unsafe {
-        base.cast::<Header>().write(Header {
-            size,
-            budget,
-            mapped: 0,
-        });
-        base.add(ALIGN).cast()
-    }
+    block
 }
 
 /// `size` bytes of address space (after one private page holding the header) whose pages
 /// all map the same small shared buffer: writable and readable throughout, committing at
 /// most one window of memory.
 fn placeholder(size: usize) -> *mut c_void {
-    const PAGE: usize = 4096;
     let window = (size / 512).max(2 << 20).next_multiple_of(PAGE);
     let windows = size.div_ceil(window).max(1);
     let Some(len) = windows
@@ -306,18 +347,16 @@ unsafe fn free(p: *mut c_void) {
         budget,
         mapped,
     } = base.cast::<Header>().read();
-    if mapped != 0 {
-        libc::munmap(p.cast::<u8>().sub(4096).cast(), mapped);
-        return;
-    }
     if let Some(b) = budget.as_ref() {
         b.release(size);
         Arc::decrement_strong_count(budget);
     }
-    std::alloc::dealloc(
-        base,
-        layout(size).expect("the layout it was allocated with"),
-    );
+    if mapped != 0 {
+        libc::munmap(p.cast::<u8>().sub(PAGE).cast(), mapped);
+    } else {
+        let layout = layout(size).expect("the layout it was allocated with");
+        std::alloc::dealloc(base, layout);
+    }
 }
 
 mod ffi {
@@ -395,7 +434,7 @@ mod tests {
             let _c = b.charge_here();
             let p = allocate(600);
             assert!(!p.is_null());
-            assert_eq!(p as usize % ALIGN, 0);
+            assert!((p as usize).is_multiple_of(ALIGN));
             // Over the budget: a placeholder, charged nothing.
             let big = 1usize << 30;
             let ph = allocate(big);
@@ -436,6 +475,21 @@ mod tests {
             .join()
             .unwrap();
         unsafe { free(q) };
+        // Large blocks are mappings of their own, charged the same.
+        {
+            let _c = b.charge_here();
+            let m = allocate(900);
+            let big = Budget::new(8 << 20);
+            let _d = big.charge_here();
+            let l = allocate(4 << 20);
+            assert!(!l.is_null() && (l as usize).is_multiple_of(4096));
+            unsafe { std::ptr::write_bytes(l.cast::<u8>(), 1, 4 << 20) };
+            assert_eq!(big.used(), 4 << 20);
+            unsafe { free(l) };
+            assert_eq!(big.used(), 0);
+            assert_eq!(b.used(), 900);
+            unsafe { free(m) };
+        }
         assert_eq!(b.used(), 0);
         assert_eq!(
             Arc::strong_count(&b),
