@@ -63,16 +63,27 @@ def run(label, budget_mb):
                 curve.append((n, s["rss_bytes"]))
                 print(f"{n:>7} {mib(s['rss_bytes']):>8.0f} {mib(inst['inference_memory_bytes']):>14.1f} "
                       f"{mib(inst['inference_memory_peak_bytes']):>9.0f} {statistics.median(times[-EVERY:]):>23.0f}")
-        loaded = h.get("/api/status")["rss_bytes"]
-        for _ in range(100):
-            time.sleep(0.2)
-            if h.get("/api/status")["instances"][0]["state"] == "unloaded":
-                break
-        time.sleep(0.5)
-        unloaded = h.get("/api/status")["rss_bytes"]
+        def unload():
+            for _ in range(100):
+                time.sleep(0.2)
+                if h.get("/api/status")["instances"][0]["state"] == "unloaded":
+                    break
+            time.sleep(0.5)
+            return h.get("/api/status")["rss_bytes"]
+
+        s = h.get("/api/status")
+        loaded, inst = s["rss_bytes"], s["instances"][0]
+        own = inst["inference_memory_bytes"] + inst["wasm_memory_bytes"]
+        unloaded = unload()
+        inst = h.get("/api/status")["instances"][0]
         back = (loaded - unloaded) / max(loaded - base, 1)
-        print(f"idle unload: {mib(loaded):.0f} -> {mib(unloaded):.0f} MiB "
-              f"({100 * back:.0f}% of the {mib(loaded - base):.0f} MiB the instance had taken given back)")
+        print(f"idle unload: RSS {mib(loaded):.0f} -> {mib(unloaded):.0f} MiB ({100 * back:.0f}% of the "
+              f"{mib(loaded - base):.0f} MiB the instance had taken); its sessions and linear memory "
+              f"{mib(own):.1f} -> {mib(inst['inference_memory_bytes'] + inst['wasm_memory_bytes']):.1f} MiB")
+        # A second load and unload: what stays is not per load.
+        for _ in range(5):
+            post(PORT, {"image": next(gen), "pos_points": [[320, 240]], "neg_points": []})
+        print(f"after a second load and unload: RSS {mib(unload()):.0f} MiB")
         return statistics.median(times[1:]), curve
 
 

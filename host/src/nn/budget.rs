@@ -212,6 +212,9 @@ fn mapped(size: usize, budget: *const Budget) -> *mut c_void {
         if base == libc::MAP_FAILED {
             return std::ptr::null_mut();
         }
+        // Transparent huge pages where the kernel offers them on request: a fresh block
+        // costs a fault per 2 MiB instead of per 4 KiB.
+        libc::madvise(base, len, libc::MADV_HUGEPAGE);
         let block = base.cast::<u8>().add(PAGE);
         block.sub(ALIGN).cast::<Header>().write(Header {
             size,
