@@ -234,6 +234,22 @@ fn patched(wasm: &[u8], from: &str, to: &str) -> Vec<u8> {
     out
 }
 
+/// The name `wasm` imports that starts with `prefix` (e.g. `wasi:cli/environment@`), with its
+/// version, whichever WASI release the guest toolchain's std targets.
+fn imported(wasm: &[u8], prefix: &str) -> String {
+    let at = wasm
+        .windows(prefix.len())
+        .position(|w| w == prefix.as_bytes())
+        .unwrap_or_else(|| panic!("{prefix} not found"));
+    let rest = &wasm[at + prefix.len()..];
+    let version: String = rest
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .map(|&b| b as char)
+        .collect();
+    format!("{prefix}{version}")
+}
+
 /// `wasm` with a custom section of `size` bytes appended (still a valid component).
 fn padded(wasm: &[u8], size: usize) -> Vec<u8> {
     fn leb(mut v: usize, out: &mut Vec<u8>) {
@@ -265,6 +281,12 @@ fn host_add_refuses_what_it_cannot_serve_or_should_not_trust_and_leaves_nothing_
     let crafted = root.join("crafted");
     std::fs::create_dir_all(&crafted).unwrap();
     let blazeface = std::fs::read(need("components/blazeface/component.wasm")).unwrap();
+    // Renamed imports (same length: names are length-prefixed), at whichever WASI version
+    // the guest toolchain's std imports.
+    let environment = imported(&blazeface, "wasi:cli/environment@");
+    let spy = environment.replace("wasi:cli/", "acme:spy/");
+    let io_error = imported(&blazeface, "wasi:io/error@");
+    let http = io_error.replace("wasi:io/error", "wasi:http/err");
     let hostile = std::fs::read(need("tests/components/hostile/component.wasm")).unwrap();
     let weights = need("models/face_detection_short_range.onnx");
     let contract = format!("@{}", host::runtime::kind::CONTRACT_VERSION);
@@ -310,21 +332,12 @@ fn host_add_refuses_what_it_cannot_serve_or_should_not_trust_and_leaves_nothing_
             "imports outside the granted set",
             write(
                 "spy.wasm",
-                patched(
-                    &patched(
-                        &blazeface,
-                        "wasi:cli/environment@0.2.6",
-                        "acme:spy/environment@0.2.6",
-                    ),
-                    // Imported by components from both guest toolchains.
-                    "wasi:io/error@0.2.6",
-                    "wasi:http/err@0.2.6",
-                ),
+                patched(&patched(&blazeface, &environment, &spy), &io_error, &http),
             ),
             vec![],
             vec![
-                "acme:spy/environment@0.2.6: not in the granted set".into(),
-                "wasi:http/err@0.2.6: HTTP is not granted".into(),
+                format!("{spy}: not in the granted set"),
+                format!("{http}: HTTP is not granted"),
             ],
         ),
         (

@@ -61,6 +61,10 @@ const SDK: &[(&str, &str)] = &[
         "pixels.rs",
         include_str!("../../../components/model-sdk/src/pixels.rs"),
     ),
+    (
+        "results.rs",
+        include_str!("../../../components/model-sdk/src/results.rs"),
+    ),
 ];
 
 /// The componentize-py version Python projects build with (also in scripts/requirements.txt).
@@ -347,4 +351,25 @@ pub fn new_component(components_dir: &Path, kind: &str, name: &str) -> Result<Ve
     crate::config::yaml_edit::write_atomic(&workspace, &ws_new).map_err(|e| e.to_string())?;
     written.push(format!("{} (added to members)", workspace.display()));
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_sdk_source_is_vendored() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/model-sdk/src");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".rs"))
+            .collect();
+        files.sort();
+        let mut vendored: Vec<String> = super::SDK.iter().map(|(f, _)| f.to_string()).collect();
+        vendored.sort();
+        assert_eq!(
+            vendored, files,
+            "scaffold's SDK list must name every model-sdk source"
+        );
+    }
 }
