@@ -22,4 +22,4 @@ python3 deploy/kubernetes/generate.py --check
 k8s=$(.deps/venv/bin/kubernetes-validate -k 1.32.0 --strict --quiet \
     deploy/kubernetes/cpu.yaml deploy/kubernetes/gpu.yaml 2>&1) && [ -z "$k8s" ] ||
     { printf '%s\n' "$k8s" >&2; echo "deploy/kubernetes: the manifests do not validate" >&2; exit 1; }
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
