@@ -52,6 +52,24 @@ fn too_many(field: &str, what: &str, n: usize, max: usize, setting: &str) -> Api
     )
 }
 
+/// A 400 for the first list field of `fields` with more than `max` items.
+fn each_within(
+    m: &Map<String, Value>,
+    fields: &[&str],
+    what: &str,
+    max: usize,
+    setting: &str,
+) -> Result<(), ApiError> {
+    match fields
+        .iter()
+        .map(|f| (*f, list_len(m, f)))
+        .find(|(_, n)| *n > max)
+    {
+        Some((field, n)) => Err(too_many(field, what, n, max, setting)),
+        None => Ok(()),
+    }
+}
+
 /// The body must be a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let value: Value = serde_json::from_slice(body)
@@ -541,18 +559,13 @@ impl TrackerRequest {
                 format!("expected a list, got {}", type_name(other)),
             )),
         };
-        for field in ["shapes", "states"] {
-            let n = list_len(&m, field);
-            if n > limits.track_objects {
-                return Err(too_many(
-                    field,
-                    "objects",
-                    n,
-                    limits.track_objects,
-                    "max_track_objects",
-                ));
-            }
-        }
+        each_within(
+            &m,
+            &["shapes", "states"],
+            "objects",
+            limits.track_objects,
+            "max_track_objects",
+        )?;
         let shapes = list("shapes")?;
         let states = list("states")?;
         let mut flavour = None;
@@ -653,18 +666,13 @@ impl ReidRequest {
     /// Parse and check a reid body; extra keys of the CVAT shape dicts are ignored.
     pub fn parse(body: &[u8], limits: &RequestLimits) -> Result<Self, ApiError> {
         let m = parse_object(body)?;
-        for field in ["boxes0", "boxes1"] {
-            let n = list_len(&m, field);
-            if n > limits.reid_boxes {
-                return Err(too_many(
-                    field,
-                    "boxes",
-                    n,
-                    limits.reid_boxes,
-                    "max_reid_boxes",
-                ));
-            }
-        }
+        each_within(
+            &m,
+            &["boxes0", "boxes1"],
+            "boxes",
+            limits.reid_boxes,
+            "max_reid_boxes",
+        )?;
         Ok(Self {
             image0: string_field(&m, "image0")?,
             image1: string_field(&m, "image1")?,
